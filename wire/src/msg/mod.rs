@@ -1,0 +1,271 @@
+//! The message envelope, one body type per probe, and decoding.
+//!
+//! Every message is one JSON object: the envelope fields of DESIGN.md
+//! (`schema`, `probe_id`, `probe_type`, `location`, `timestamp`) next to the
+//! fields of its body. Times are milliseconds as f64, units are in the names.
+
+mod bgp;
+mod dns;
+mod health;
+mod http;
+mod icmp;
+mod mtr;
+mod registry;
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use bgp::{Bgp, BgpEvent, BgpSource};
+pub use dns::Dns;
+pub use health::Health;
+pub use http::Http;
+pub use icmp::Icmp;
+pub use mtr::{Mtr, MtrHop};
+pub use registry::Registry;
+
+use crate::{Error, ProbeId, Timestamp};
+
+/// The message schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One wire message: the envelope plus the body of one probe type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Message {
+    /// Message schema version, [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The publishing agent's identity.
+    pub probe_id: ProbeId,
+    /// Human location of the agent, e.g. `Frankfurt, DE`.
+    pub location: String,
+    /// When the measurement started (or, for registry and health, when the
+    /// record was made).
+    pub timestamp: Timestamp,
+    /// The probe-type specific fields, tagged by `probe_type`.
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// The probe-type specific part of a [`Message`], tagged by `probe_type`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "probe_type", rename_all = "lowercase")]
+pub enum Body {
+    /// ICMP echo results of one run.
+    Icmp(Icmp),
+    /// One DNS query.
+    Dns(Dns),
+    /// One HTTP request.
+    Http(Http),
+    /// One MTR traceroute.
+    Mtr(Mtr),
+    /// One BGP event for a watched prefix.
+    Bgp(Bgp),
+    /// The agent's registry record.
+    Registry(Registry),
+    /// The agent's heartbeat.
+    Health(Health),
+}
+
+/// The kinds of message, as written in `probe_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeType {
+    /// ICMP echo (ping).
+    Icmp,
+    /// DNS resolution.
+    Dns,
+    /// HTTP request.
+    Http,
+    /// MTR traceroute.
+    Mtr,
+    /// BGP updates.
+    Bgp,
+    /// Agent registry record.
+    Registry,
+    /// Agent heartbeat.
+    Health,
+}
+
+impl ProbeType {
+    /// All kinds, in DESIGN.md order.
+    pub const ALL: [ProbeType; 7] = [
+        ProbeType::Icmp,
+        ProbeType::Dns,
+        ProbeType::Http,
+        ProbeType::Mtr,
+        ProbeType::Bgp,
+        ProbeType::Registry,
+        ProbeType::Health,
+    ];
+
+    /// The name as written in `probe_type`, e.g. `"icmp"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProbeType::Icmp => "icmp",
+            ProbeType::Dns => "dns",
+            ProbeType::Http => "http",
+            ProbeType::Mtr => "mtr",
+            ProbeType::Bgp => "bgp",
+            ProbeType::Registry => "registry",
+            ProbeType::Health => "health",
+        }
+    }
+}
+
+impl fmt::Display for ProbeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Body {
+    /// Which kind of message this body makes.
+    pub fn probe_type(&self) -> ProbeType {
+        match self {
+            Body::Icmp(_) => ProbeType::Icmp,
+            Body::Dns(_) => ProbeType::Dns,
+            Body::Http(_) => ProbeType::Http,
+            Body::Mtr(_) => ProbeType::Mtr,
+            Body::Bgp(_) => ProbeType::Bgp,
+            Body::Registry(_) => ProbeType::Registry,
+            Body::Health(_) => ProbeType::Health,
+        }
+    }
+
+    /// What was measured, the second half of the message key: the ICMP/MTR
+    /// target, `resolver/query_name/record_type` for DNS, the URL for HTTP,
+    /// the prefix for BGP; `None` for registry and health (keyed by agent).
+    pub fn target(&self) -> Option<String> {
+        match self {
+            Body::Icmp(m) => Some(m.target.clone()),
+            Body::Dns(m) => Some(format!("{}/{}/{}", m.resolver, m.query_name, m.record_type)),
+            Body::Http(m) => Some(m.url.clone()),
+            Body::Mtr(m) => Some(m.target.clone()),
+            Body::Bgp(m) => Some(m.prefix.to_string()),
+            Body::Registry(_) | Body::Health(_) => None,
+        }
+    }
+}
+
+impl Message {
+    /// A schema-[`SCHEMA_VERSION`] message.
+    pub fn new(probe_id: ProbeId, location: impl Into<String>, timestamp: Timestamp, body: Body) -> Self {
+        Message { schema: SCHEMA_VERSION, probe_id, location: location.into(), timestamp, body }
+    }
+
+    /// Which kind of message this is.
+    pub fn probe_type(&self) -> ProbeType {
+        self.body.probe_type()
+    }
+
+    /// The Kafka message key: `probe_id/target`, or `probe_id` alone for
+    /// registry and health, so one target's results stay ordered on one
+    /// partition (and the compacted registry keeps one record per agent).
+    pub fn key(&self) -> String {
+        match self.body.target() {
+            Some(target) => format!("{}/{}", self.probe_id, target),
+            None => self.probe_id.0.clone(),
+        }
+    }
+
+    /// The JSON bytes of this message.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when the message would not read back as itself: a
+    /// float field is NaN or infinite (JSON cannot carry those, and serde_json
+    /// would silently write `null`), or `schema` is not [`SCHEMA_VERSION`].
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        let bytes = serde_json::to_vec(self).map_err(|e| Error::Encode(e.to_string()))?;
+        match decode(&bytes) {
+            Ok(back) if back == *self => Ok(bytes),
+            _ => Err(Error::Encode(format!(
+                "{} message from {} does not read back as itself (NaN or infinite float, or schema {} != {SCHEMA_VERSION})",
+                self.probe_type(),
+                self.probe_id,
+                self.schema
+            ))),
+        }
+    }
+}
+
+/// Reads one wire message from JSON bytes.
+///
+/// The schema version is checked first, so a message of another version
+/// fails as [`Error::UnsupportedSchema`] rather than on a field it lacks.
+///
+/// # Errors
+/// [`Error::Syntax`], [`Error::MissingField`], [`Error::InvalidField`],
+/// [`Error::UnsupportedSchema`] or [`Error::UnknownProbeType`], each naming
+/// the field or position.
+pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
+    #[derive(Deserialize)]
+    struct Head {
+        schema: Option<serde_json::Number>,
+        probe_type: Option<String>,
+    }
+    let head: Head = serde_json::from_slice(bytes).map_err(|e| map_json_error(e, String::new()))?;
+    match head.schema.as_ref().map(|n| n.as_u64()) {
+        None => return Err(Error::MissingField { field: "schema".into() }),
+        Some(Some(v)) if v == u64::from(SCHEMA_VERSION) => {}
+        Some(Some(v)) => return Err(Error::UnsupportedSchema { found: v, supported: SCHEMA_VERSION }),
+        Some(None) => {
+            return Err(Error::InvalidField { path: "schema".into(), message: "not a non-negative integer".into() })
+        }
+    }
+    let probe_type = match head.probe_type {
+        None => return Err(Error::MissingField { field: "probe_type".into() }),
+        Some(t) => ProbeType::ALL.into_iter().find(|k| k.as_str() == t).ok_or(Error::UnknownProbeType { found: t })?,
+    };
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        match map_json_error(e.into_inner(), path) {
+            Error::InvalidField { path, message } if path.is_empty() => {
+                diagnose_body(bytes, probe_type).unwrap_or(Error::InvalidField { path: "(body)".into(), message })
+            }
+            other => other,
+        }
+    })
+}
+
+/// Finds the path of an invalid body field. The fast path above cannot see
+/// it: serde buffers a flattened body, losing the path. Runs only on errors.
+fn diagnose_body(bytes: &[u8], probe_type: ProbeType) -> Option<Error> {
+    fn path_of<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<Error> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let e = serde_path_to_error::deserialize::<_, T>(de).err()?;
+        let path = e.path().to_string();
+        Some(map_json_error(e.into_inner(), path))
+    }
+    match probe_type {
+        ProbeType::Icmp => path_of::<Icmp>(bytes),
+        ProbeType::Dns => path_of::<Dns>(bytes),
+        ProbeType::Http => path_of::<Http>(bytes),
+        ProbeType::Mtr => path_of::<Mtr>(bytes),
+        ProbeType::Bgp => path_of::<Bgp>(bytes),
+        ProbeType::Registry => path_of::<Registry>(bytes),
+        ProbeType::Health => path_of::<Health>(bytes),
+    }
+}
+
+fn map_json_error(e: serde_json::Error, path: String) -> Error {
+    use serde_json::error::Category;
+    let message = e.to_string();
+    // serde_json appends " at line L column C"; keep the message without it.
+    let detail = message.rsplit_once(" at line ").map_or(message.as_str(), |(d, _)| d).to_owned();
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            Error::Syntax { line: e.line(), column: e.column(), message: detail }
+        }
+        Category::Data => match between(&detail, "missing field `", "`") {
+            Some(field) => Error::MissingField { field: field.to_owned() },
+            None => Error::InvalidField { path: if path == "." { String::new() } else { path }, message: detail },
+        },
+    }
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let rest = s.strip_prefix(start)?;
+    rest.split_once(end).map(|(inner, _)| inner)
+}
