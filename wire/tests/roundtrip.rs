@@ -65,7 +65,16 @@ fn icmp() -> impl Strategy<Value = Body> {
 }
 
 fn dns() -> impl Strategy<Value = Body> {
-    (text(), text(), text(), proptest::option::of(text()), opt_ms(), proptest::collection::vec(text(), 0..4), any::<u32>(), error())
+    (
+        text(),
+        text(),
+        text(),
+        proptest::option::of(text()),
+        opt_ms(),
+        proptest::collection::vec(text(), 0..4),
+        any::<u32>(),
+        error(),
+    )
         .prop_map(|(resolver, query_name, record_type, rcode, latency_ms, answers, answer_count, error)| {
             Body::Dns(Dns { resolver, query_name, record_type, rcode, latency_ms, answers, answer_count, error })
         })
@@ -106,7 +115,12 @@ fn http() -> impl Strategy<Value = Body> {
 
 fn hop() -> impl Strategy<Value = MtrHop> {
     (
-        (any::<u8>(), proptest::option::of(any::<IpAddr>()), proptest::option::of(text()), proptest::option::of(any::<u32>())),
+        (
+            any::<u8>(),
+            proptest::option::of(any::<IpAddr>()),
+            proptest::option::of(text()),
+            proptest::option::of(any::<u32>()),
+        ),
         (any::<u32>(), any::<u32>(), 0.0..=100.0f64),
         (opt_ms(), opt_ms(), opt_ms(), opt_ms(), opt_ms()),
     )
@@ -195,7 +209,15 @@ fn registry() -> impl Strategy<Value = Body> {
 }
 
 fn health() -> impl Strategy<Value = Body> {
-    (proptest::option::of(timestamp()), any::<u64>(), any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<bool>())
+    (
+        proptest::option::of(timestamp()),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<bool>(),
+    )
         .prop_map(|(last, uptime_s, failures, runs, spool, dropped, connected)| {
             Body::Health(Health {
                 last_successful_run: last,

@@ -1,0 +1,95 @@
+// Creates netprobe's topics and ACLs on the local stack's broker, idempotently.
+// Run by scripts/stack with the Kafka client jars on the classpath:
+//   java -cp "$KAFKA_LIB/*" KafkaSetup.java ADMIN_CLIENT_PROPERTIES TOPIC_PREFIX
+// The admin client properties file (SASL_SSL, admin principal) is written by
+// scripts/stack with mode 0600; no secret is passed on the command line.
+
+import java.io.FileInputStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.acl.AclPermissionType;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourceType;
+
+public class KafkaSetup {
+    static final List<String> PROBE_TOPICS = List.of(
+        "icmp.metrics", "dns.metrics", "http.metrics", "mtr.metrics",
+        "bgp.updates", "agent.registry", "probe.health");
+    static final String DLQ = "ingest.dlq";
+    static final int PARTITIONS = 6;
+    /** Consumer groups of ingest start with this (tests add a suffix). */
+    static final String INGEST_GROUP_PREFIX = "netprobe-ingest";
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 2) {
+            System.err.println("usage: KafkaSetup ADMIN_CLIENT_PROPERTIES TOPIC_PREFIX");
+            System.exit(2);
+        }
+        Properties props = new Properties();
+        try (FileInputStream in = new FileInputStream(args[0])) {
+            props.load(in);
+        }
+        String prefix = args[1];
+        try (Admin admin = Admin.create(props)) {
+            // Readiness: the broker answers an authenticated request.
+            admin.describeCluster().clusterId().get(60, TimeUnit.SECONDS);
+            createTopics(admin, prefix);
+            createAcls(admin, prefix);
+        }
+        System.out.println("topics and ACLs in place");
+    }
+
+    static void createTopics(Admin admin, String prefix) throws Exception {
+        Set<String> existing = admin.listTopics().names().get(30, TimeUnit.SECONDS);
+        List<NewTopic> wanted = new ArrayList<>();
+        for (String base : PROBE_TOPICS) {
+            NewTopic t = new NewTopic(prefix + base, PARTITIONS, (short) 1);
+            if (base.equals("agent.registry")) {
+                t.configs(Map.of("cleanup.policy", "compact"));
+            }
+            wanted.add(t);
+        }
+        wanted.add(new NewTopic(prefix + DLQ, PARTITIONS, (short) 1));
+        wanted.removeIf(t -> existing.contains(t.name()));
+        if (!wanted.isEmpty()) {
+            admin.createTopics(wanted).all().get(60, TimeUnit.SECONDS);
+        }
+    }
+
+    static AclBinding allow(ResourceType type, String name, PatternType pattern, String user, AclOperation op) {
+        return new AclBinding(new ResourcePattern(type, name, pattern),
+            new AccessControlEntry("User:" + user, "*", op, AclPermissionType.ALLOW));
+    }
+
+    static void createAcls(Admin admin, String prefix) throws Exception {
+        List<AclBinding> acls = new ArrayList<>();
+        for (String base : PROBE_TOPICS) {
+            String topic = prefix + base;
+            for (AclOperation op : List.of(AclOperation.WRITE, AclOperation.DESCRIBE)) {
+                acls.add(allow(ResourceType.TOPIC, topic, PatternType.LITERAL, "agent", op));
+            }
+            for (String reader : List.of("ingest", "replay")) {
+                for (AclOperation op : List.of(AclOperation.READ, AclOperation.DESCRIBE)) {
+                    acls.add(allow(ResourceType.TOPIC, topic, PatternType.LITERAL, reader, op));
+                }
+            }
+        }
+        acls.add(allow(ResourceType.GROUP, INGEST_GROUP_PREFIX, PatternType.PREFIXED, "ingest", AclOperation.READ));
+        for (AclOperation op : List.of(AclOperation.WRITE, AclOperation.DESCRIBE)) {
+            acls.add(allow(ResourceType.TOPIC, prefix + DLQ, PatternType.LITERAL, "ingest", op));
+        }
+        // Creating an ACL that exists already is a no-op.
+        admin.createAcls(acls).all().get(60, TimeUnit.SECONDS);
+    }
+}
