@@ -1,2 +1,47 @@
-//! netprobe-ingest library: decode -> points (line protocol) -> sink
-//! (InfluxDB v2), offsets committed only after the write. Empty so far.
+//! netprobe-ingest: Kafka probe topics -> InfluxDB v2, without loss.
+//!
+//! Stages, one module each: [`consumer`] (group membership, lag),
+//! [`points`] (wire message -> line protocol), [`batch`], [`sink`] (HTTP
+//! write) with [`retry`] (what a response means), [`dlq`] (what can never be
+//! written) and [`pipeline`] (the loop and its delivery invariants).
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod config;
+pub mod consumer;
+pub mod dlq;
+mod error;
+pub mod pipeline;
+pub mod points;
+pub mod retry;
+pub mod sink;
+pub mod telemetry;
+
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::Error;
+
+/// Builds every part from `config` and runs until `cancel` fires.
+/// `on_ready` is called once the consumer is subscribed (sd-notify READY);
+/// `on_tick` on every loop turn (sd-notify WATCHDOG).
+///
+/// # Errors
+/// A setup failure ([`Error`]); once running, failures are retried, logged
+/// and counted, never returned.
+pub async fn run(
+    config: Config,
+    cancel: CancellationToken,
+    on_ready: impl FnOnce(),
+    on_tick: Box<dyn FnMut() + Send>,
+) -> Result<(), Error> {
+    let token = config.influx.token()?;
+    let sink = sink::InfluxSink::new(&config.influx, &token, config.ingest.write_timeout)?;
+    let dlq =
+        dlq::Dlq::new(consumer::dlq_producer(&config)?, netprobe_wire::Topic::Dlq.name(&config.kafka.topic_prefix));
+    let consumer = consumer::subscribe(&config)?;
+    tracing::info!(group = %config.ingest.group_id, influx = %config.influx.url, bucket = %config.influx.bucket, "ingest running");
+    on_ready();
+    pipeline::Pipeline::new(consumer, sink, dlq, config.ingest, on_tick).run(cancel).await;
+    Ok(())
+}

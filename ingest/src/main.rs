@@ -1,22 +1,106 @@
-//! netprobe-ingest: consumes the probe topics and writes InfluxDB v2.
-//! Only the command line exists so far.
+//! netprobe-ingest binary: command line, config, logging, signals, systemd
+//! notification and the metrics listener around [`netprobe_ingest::run`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
+use tokio_util::sync::CancellationToken;
 
 /// Ingest service: Kafka probe topics -> InfluxDB v2, without loss.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Ingest config (TOML with [kafka] and [influx] tables).
+    /// Ingest config (TOML with [kafka], [influx] and optional [ingest] tables).
     #[arg(long, value_name = "FILE", default_value = "/etc/netprobe/ingest.toml")]
     config: PathBuf,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    eprintln!("netprobe-ingest: ingest is not implemented yet (config {})", args.config.display());
-    ExitCode::from(2)
+    init_logging();
+    let config = match netprobe_ingest::Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "ingest failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: netprobe_ingest::Config) -> Result<(), netprobe_ingest::Error> {
+    if let Some(addr) = config.ingest.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| netprobe_ingest::Error::Metrics { addr, message: e.to_string() })?;
+    }
+    let cancel = CancellationToken::new();
+    tokio::spawn(stop_on_signal(cancel.clone()));
+    let on_ready = || {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    };
+    netprobe_ingest::run(config, cancel, on_ready, watchdog()).await
+}
+
+/// A closure that pings the systemd watchdog at half its interval, or does
+/// nothing outside systemd.
+fn watchdog() -> Box<dyn FnMut() + Send> {
+    let mut usec = 0u64;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return Box::new(|| {});
+    }
+    let every = Duration::from_micros(usec / 2);
+    let mut last = Instant::now() - every;
+    Box::new(move || {
+        if last.elapsed() >= every {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            last = Instant::now();
+        }
+    })
+}
+
+async fn stop_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: flushing the last batch and committing offsets");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    cancel.cancel();
+}
+
+/// Structured logs: to journald's stderr capture under systemd (no ANSI,
+/// no timestamps: journald adds them), to stderr with colours otherwise.
+/// `RUST_LOG` filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if under_systemd {
+        builder.with_ansi(false).without_time().init();
+    } else {
+        builder.init();
+    }
 }

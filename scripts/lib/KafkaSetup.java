@@ -28,6 +28,8 @@ public class KafkaSetup {
         "bgp.updates", "agent.registry", "probe.health");
     static final String DLQ = "ingest.dlq";
     static final int PARTITIONS = 6;
+    /** Largest message a topic accepts: ingest's DLQ must take any message a probe topic took. */
+    static final String MAX_MESSAGE_BYTES = "10485760";
     /** Consumer groups of ingest start with this (tests add a suffix). */
     static final String INGEST_GROUP_PREFIX = "netprobe-ingest";
 
@@ -54,13 +56,12 @@ public class KafkaSetup {
         Set<String> existing = admin.listTopics().names().get(30, TimeUnit.SECONDS);
         List<NewTopic> wanted = new ArrayList<>();
         for (String base : PROBE_TOPICS) {
-            NewTopic t = new NewTopic(prefix + base, PARTITIONS, (short) 1);
-            if (base.equals("agent.registry")) {
-                t.configs(Map.of("cleanup.policy", "compact"));
-            }
-            wanted.add(t);
+            String policy = base.equals("agent.registry") ? "compact" : "delete";
+            wanted.add(new NewTopic(prefix + base, PARTITIONS, (short) 1)
+                .configs(Map.of("cleanup.policy", policy, "max.message.bytes", MAX_MESSAGE_BYTES)));
         }
-        wanted.add(new NewTopic(prefix + DLQ, PARTITIONS, (short) 1));
+        wanted.add(new NewTopic(prefix + DLQ, PARTITIONS, (short) 1)
+            .configs(Map.of("max.message.bytes", MAX_MESSAGE_BYTES)));
         wanted.removeIf(t -> existing.contains(t.name()));
         if (!wanted.isEmpty()) {
             admin.createTopics(wanted).all().get(60, TimeUnit.SECONDS);

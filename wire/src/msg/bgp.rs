@@ -64,3 +64,28 @@ pub enum BgpSource {
     /// BGP Monitoring Protocol (RFC 7854).
     Bmp,
 }
+
+impl BgpEvent {
+    /// The event as written on the wire, e.g. `"origin_change"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BgpEvent::Announce => "announce",
+            BgpEvent::Withdraw => "withdraw",
+            BgpEvent::OriginChange => "origin_change",
+            BgpEvent::MoreSpecific => "more_specific",
+            BgpEvent::Flap => "flap",
+            BgpEvent::PathChange => "path_change",
+        }
+    }
+}
+
+impl BgpSource {
+    /// The source as written on the wire, e.g. `"ris-live"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BgpSource::RisLive => "ris-live",
+            BgpSource::Mrt => "mrt",
+            BgpSource::Bmp => "bmp",
+        }
+    }
+}

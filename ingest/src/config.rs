@@ -1,0 +1,180 @@
+//! The ingest TOML config: `[kafka]` (wire's settings), `[influx]` and
+//! `[ingest]`, validated at load with errors naming file, line and key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use netprobe_wire::KafkaSettings;
+use serde::Deserialize;
+
+use crate::Error;
+
+/// Environment variable read when `[influx] token_file` is not set.
+pub const INFLUX_TOKEN_ENV: &str = "NETPROBE_INFLUX_TOKEN";
+/// Default consumer group; the stack's ACLs allow groups with this prefix.
+pub const DEFAULT_GROUP_ID: &str = "netprobe-ingest";
+/// Default batch size bound, lines.
+pub const DEFAULT_BATCH_MAX_LINES: usize = 5000;
+/// Default batch size bound, bytes of uncompressed line protocol.
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Default batch age bound.
+pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default first retry delay after a failed write.
+pub const DEFAULT_RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+/// Default longest retry delay.
+pub const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Default per-request timeout of InfluxDB writes.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole ingest config file.
+///
+/// ```toml
+/// [kafka]
+/// brokers = ["127.0.0.1:9093"]
+/// username = "ingest"
+/// password_file = "/etc/netprobe/kafka.password"
+/// ca_file = "/etc/netprobe/ca.pem"
+///
+/// [influx]
+/// url = "http://127.0.0.1:8086"
+/// org = "netprobe"
+/// bucket = "probes"
+/// token_file = "/etc/netprobe/influx.token"
+///
+/// [ingest]                      # optional, defaults shown
+/// group_id = "netprobe-ingest"
+/// batch_max_lines = 5000
+/// batch_timeout = "1s"
+/// metrics_listen = "127.0.0.1:9465"
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Kafka connection (the `ingest` principal).
+    pub kafka: KafkaSettings,
+    /// Where points are written.
+    pub influx: InfluxSettings,
+    /// Batching, retries and the consumer group.
+    #[serde(default)]
+    pub ingest: IngestSettings,
+}
+
+/// The `[influx]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxSettings {
+    /// Base URL, e.g. `http://127.0.0.1:8086`.
+    pub url: String,
+    /// Organization name.
+    pub org: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// File holding a token with write access to the bucket (not
+    /// world-readable). When absent, [`INFLUX_TOKEN_ENV`] is read.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// The `[ingest]` table. Every key is optional.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Kafka consumer group; ingest processes in one group share the
+    /// partitions. Default [`DEFAULT_GROUP_ID`].
+    pub group_id: String,
+    /// A batch is written when it holds this many lines. Default 5000.
+    pub batch_max_lines: usize,
+    /// ... or this many bytes of line protocol. Default 8 MiB.
+    pub batch_max_bytes: usize,
+    /// ... or when its first line is this old. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub batch_timeout: Duration,
+    /// First delay before retrying a failed write; doubles up to
+    /// `retry_max_backoff`, with ±25 % jitter. Default 200 ms.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial_backoff: Duration,
+    /// Longest delay between write retries. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub retry_max_backoff: Duration,
+    /// Timeout of one write request. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Prometheus self-metrics listener (`host:port`); none when absent.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            group_id: DEFAULT_GROUP_ID.into(),
+            batch_max_lines: DEFAULT_BATCH_MAX_LINES,
+            batch_max_bytes: DEFAULT_BATCH_MAX_BYTES,
+            batch_timeout: DEFAULT_BATCH_TIMEOUT,
+            retry_initial_backoff: DEFAULT_RETRY_INITIAL_BACKOFF,
+            retry_max_backoff: DEFAULT_RETRY_MAX_BACKOFF,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            metrics_listen: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file and, from the TOML parser, the line,
+    /// column and key; or a cross-field rule that does not hold.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })?;
+        config.validate().map_err(|message| Error::Config { path: path.to_owned(), message })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let i = &self.ingest;
+        if i.batch_max_lines == 0 || i.batch_max_bytes == 0 {
+            return Err("[ingest] batch_max_lines and batch_max_bytes must be > 0".into());
+        }
+        if i.batch_timeout.is_zero() {
+            return Err("[ingest] batch_timeout must be > 0".into());
+        }
+        if i.retry_initial_backoff.is_zero() || i.retry_initial_backoff > i.retry_max_backoff {
+            return Err("[ingest] retry_initial_backoff must be > 0 and <= retry_max_backoff".into());
+        }
+        if !(self.influx.url.starts_with("http://") || self.influx.url.starts_with("https://")) {
+            return Err(format!("[influx] url {:?} must start with http:// or https://", self.influx.url));
+        }
+        Ok(())
+    }
+}
+
+impl InfluxSettings {
+    /// The write token, from `token_file` or [`INFLUX_TOKEN_ENV`].
+    ///
+    /// # Errors
+    /// [`Error::Token`] when the file is missing, empty or world-readable,
+    /// or neither source is set.
+    pub fn token(&self) -> Result<String, Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(path) = &self.token_file else {
+            return std::env::var(INFLUX_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::Token { message: format!("set [influx] token_file or {INFLUX_TOKEN_ENV}") });
+        };
+        let fail = |message: String| Error::Token { message: format!("{}: {message}", path.display()) };
+        let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+        if meta.permissions().mode() & 0o004 != 0 {
+            return Err(fail("world-readable; run chmod o-rwx on it".into()));
+        }
+        let token = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?.trim().to_owned();
+        if token.is_empty() {
+            return Err(fail("file is empty".into()));
+        }
+        Ok(token)
+    }
+}

@@ -1,0 +1,103 @@
+//! The dead-letter queue: messages ingest can never write go to
+//! `ingest.dlq` unchanged (same key and payload), with headers saying where
+//! they came from and why. Sending retries until Kafka confirms delivery, so
+//! the source offset is stored only once the message is safe in the DLQ.
+
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::Source;
+use crate::retry::Backoff;
+use crate::telemetry;
+
+/// Header names on DLQ messages.
+pub mod headers {
+    /// Topic the message was consumed from.
+    pub const SOURCE_TOPIC: &str = "source_topic";
+    /// Its partition (decimal).
+    pub const SOURCE_PARTITION: &str = "source_partition";
+    /// Its offset (decimal).
+    pub const SOURCE_OFFSET: &str = "source_offset";
+    /// Short machine-readable class: `syntax`, `missing_field`, `invalid_field`,
+    /// `unsupported_schema`, `unknown_probe_type`, `invalid_point`,
+    /// `influx_rejected`.
+    pub const ERROR_CLASS: &str = "error_class";
+    /// Human-readable reason, e.g. `missing required field \`sent\``.
+    pub const REASON: &str = "reason";
+}
+
+/// Sends undeliverable messages to the DLQ topic.
+pub struct Dlq {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl std::fmt::Debug for Dlq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dlq").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+/// Sending was abandoned because ingest is shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl Dlq {
+    /// A DLQ writing to `topic` through `producer`.
+    pub fn new(producer: FutureProducer, topic: String) -> Self {
+        Dlq { producer, topic }
+    }
+
+    /// Sends one message to the DLQ and waits for Kafka's acknowledgement,
+    /// retrying with backoff (a down broker delays, never drops).
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first; the source offset must then
+    /// not be stored.
+    pub async fn send(
+        &self,
+        source: &Source,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        class: &str,
+        reason: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        let partition = source.partition.to_string();
+        let offset = source.offset.to_string();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: headers::SOURCE_TOPIC, value: Some(source.topic.as_bytes()) })
+                .insert(Header { key: headers::SOURCE_PARTITION, value: Some(partition.as_bytes()) })
+                .insert(Header { key: headers::SOURCE_OFFSET, value: Some(offset.as_bytes()) })
+                .insert(Header { key: headers::ERROR_CLASS, value: Some(class.as_bytes()) })
+                .insert(Header { key: headers::REASON, value: Some(reason.as_bytes()) });
+            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(payload).headers(headers);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            let sent = tokio::select! {
+                r = self.producer.send(record, Duration::from_secs(30)) => r,
+                _ = cancel.cancelled() => return Err(Cancelled),
+            };
+            match sent {
+                Ok(_) => {
+                    telemetry::dlq_sent(source, class, reason);
+                    return Ok(());
+                }
+                Err((e, _)) => {
+                    let delay = backoff.delay(None);
+                    telemetry::dlq_send_failed(source, &e, delay);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = cancel.cancelled() => return Err(Cancelled),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The InfluxDB v2 sink: gzip-compressed line protocol to `/api/v2/write`
+//! (precision ns) with a write-only token. One call is one attempt; what to
+//! do next is [`crate::retry::classify`]'s decision.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use flate2::write::GzEncoder;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+
+use crate::config::InfluxSettings;
+use crate::retry::{classify, parse_retry_after, Action};
+use crate::Error;
+
+/// Result of one write attempt.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What to do next.
+    pub action: Action,
+    /// HTTP status, `None` when no response came (connection error, timeout).
+    pub status: Option<u16>,
+    /// InfluxDB's error message, or the transport error, for logs and the DLQ.
+    pub message: String,
+}
+
+/// Writes line protocol to one bucket.
+#[derive(Debug, Clone)]
+pub struct InfluxSink {
+    client: reqwest::Client,
+    write_url: String,
+    auth: HeaderValue,
+}
+
+impl InfluxSink {
+    /// A sink for `settings` with the given token and request timeout.
+    ///
+    /// # Errors
+    /// [`Error::Http`] when the HTTP client cannot be built; [`Error::Token`]
+    /// when the token cannot be a header value.
+    pub fn new(settings: &InfluxSettings, token: &str, timeout: Duration) -> Result<Self, Error> {
+        let client = reqwest::Client::builder().timeout(timeout).pool_max_idle_per_host(4).build()?;
+        let mut write_url = reqwest::Url::parse(&settings.url)
+            .and_then(|u| u.join("api/v2/write"))
+            .map_err(|e| Error::Config { path: "[influx] url".into(), message: e.to_string() })?;
+        write_url
+            .query_pairs_mut()
+            .append_pair("org", &settings.org)
+            .append_pair("bucket", &settings.bucket)
+            .append_pair("precision", "ns");
+        let mut auth = HeaderValue::from_str(&format!("Token {token}"))
+            .map_err(|_| Error::Token { message: "token is not a valid header value".into() })?;
+        auth.set_sensitive(true);
+        Ok(InfluxSink { client, write_url: write_url.into(), auth })
+    }
+
+    /// Compresses and posts `lines` (newline-terminated line protocol).
+    /// Never fails: every failure is an [`Outcome`] to act on.
+    pub async fn write(&self, lines: &[u8]) -> Outcome {
+        let body = gzip(lines);
+        let response = self
+            .client
+            .post(&self.write_url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+            .header(CONTENT_ENCODING, "gzip")
+            .body(body)
+            .send()
+            .await;
+        match response {
+            Err(e) => Outcome { action: Action::Retry(None), status: None, message: transport_error(&e) },
+            Ok(r) => {
+                let status = r.status();
+                let retry_after = parse_retry_after(r.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
+                let action = classify(status, retry_after);
+                let message = if action == Action::Done { String::new() } else { r.text().await.unwrap_or_default() };
+                Outcome { action, status: Some(status.as_u16()), message }
+            }
+        }
+    }
+}
+
+fn gzip(lines: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(lines.len() / 4 + 64), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(lines);
+    enc.finish().unwrap_or_default()
+}
+
+fn transport_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut msg = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}

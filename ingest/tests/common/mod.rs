@@ -1,0 +1,4 @@
+//! Shared test helpers.
+pub mod goparse;
+pub mod msgs;
+pub mod stack;

@@ -1,0 +1,210 @@
+//! Wire messages -> line protocol: exact lines for the golden messages, and
+//! property tests that parse produced lines back and find the same values:
+//! with a port of InfluxDB 2.x's own Go parser for every string, and with
+//! the independent parser of `influxdb-line-protocol` for strings without
+//! backslashes in tags (where the two parsers agree). The last word is the
+//! real server: `tests/stack_points.rs`.
+
+mod common {
+    pub mod goparse;
+}
+
+use common::goparse;
+use influxdb_line_protocol::{parse_lines, FieldValue};
+use netprobe_ingest::points::{points, render, PointError};
+use netprobe_wire::msg::{Dns, Icmp};
+use netprobe_wire::{decode, Body, ErrorClass, Message, ProbeError, ProbeId, ProbeType, Timestamp};
+use proptest::prelude::*;
+
+fn golden(kind: ProbeType) -> Message {
+    let path = format!("{}/../wire/tests/golden/{kind}.json", env!("CARGO_MANIFEST_DIR"));
+    decode(&std::fs::read(&path).expect("golden file")).expect("golden decodes")
+}
+
+fn lines(msg: &Message) -> String {
+    let mut out = Vec::new();
+    render(&points(msg).expect("valid message"), &mut out);
+    String::from_utf8(out).expect("utf-8")
+}
+
+const TS: &str = "1795455109123456789";
+
+#[test]
+fn golden_messages_render_to_the_design_schema() {
+    let expected = [
+        (ProbeType::Icmp, vec![format!("icmp,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10 sent=5i,received=4i,loss_pct=20,resolved_ip=\"192.0.2.10\",rtt_min_ms=11.204,rtt_avg_ms=11.532,rtt_median_ms=11.49,rtt_max_ms=11.947,rtt_stddev_ms=0.271,jitter_ms=0.314 {TS}")]),
+        (ProbeType::Dns, vec![format!("dns,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,resolver=192.0.2.53:53,query_name=example.com,record_type=A answer_count=2i,rcode=\"NOERROR\",latency_ms=2.75,answers=\"192.0.2.80,192.0.2.81\" {TS}")]),
+        (ProbeType::Http, vec![format!("http,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,url=https://example.com/,method=GET success=true,redirects=1i,dns_ms=1.5,connect_ms=10.25,tls_ms=21,ttfb_ms=35.125,total_ms=70.5,http_version=\"HTTP/2\",tls_version=\"TLSv1.3\",status_code=200i,cert_not_after=1800057599i,response_bytes=1256i {TS}")]),
+        (ProbeType::Mtr, vec![
+            format!("mtr_path,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10 destination_reached=true,hop_count=2i,path_hash=\"5f1c0a9e7d3b2a14\" {TS}"),
+            format!("mtr_hop,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10,ttl=1 sent=10i,received=0i,loss_pct=100 {TS}"),
+            format!("mtr_hop,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10,ttl=2 sent=10i,received=10i,loss_pct=0,ip=\"192.0.2.10\",hostname=\"target.example.net\",rtt_last_ms=11.5,rtt_avg_ms=11.6,rtt_best_ms=11.2,rtt_worst_ms=12.25,rtt_stddev_ms=0.3,asn=64500i {TS}"),
+        ]),
+        (ProbeType::Bgp, vec![format!("bgp,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,prefix=192.0.2.0/24,event=origin_change peer_asn=3333i,peer_ip=\"2001:db8::1\",collector=\"rrc00\",expected_origins=\"64500\",as_path=\"3333 1299 64666\",communities=\"3333:100 64666:1:2\",source=\"ris-live\",next_hop=\"2001:db8::1\",origin_asn=64666i {TS}")]),
+        (ProbeType::Registry, vec![format!("agent_registry,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE hostname=\"pop-fra-01.netprobe.example\",available_metrics=\"icmp,dns,http\",version=\"0.1.0\",uptime_s=3600i,started_at=\"2026-11-23T16:31:49.500000000Z\",os=\"Linux 6.1.0 (Debian 12)\",ip=\"198.51.100.7\" {TS}")]),
+        (ProbeType::Health, vec![format!("probe_health,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE uptime_s=3600i,failures_last_hour=3i,runs_last_hour=720i,spool_messages=0i,spool_dropped_messages=0i,kafka_connected=true,last_successful_run=1795455100i {TS}")]),
+    ];
+    for (kind, want) in expected {
+        let got = lines(&golden(kind));
+        let got: Vec<&str> = got.lines().collect();
+        assert_eq!(got, want, "{kind}");
+        for line in parse_lines(&got.join("\n")) {
+            line.unwrap_or_else(|e| panic!("{kind}: our line does not parse: {e}"));
+        }
+    }
+}
+
+fn icmp(probe_id: String, location: String, target: String, error: Option<String>) -> Message {
+    Message::new(
+        ProbeId(probe_id),
+        location,
+        Timestamp::from_unix_nanos(1_795_455_109_123_456_789),
+        Body::Icmp(Icmp {
+            target,
+            resolved_ip: None,
+            sent: 3,
+            received: 0,
+            loss_pct: 100.0,
+            rtt_min_ms: None,
+            rtt_avg_ms: None,
+            rtt_median_ms: None,
+            rtt_max_ms: None,
+            rtt_stddev_ms: None,
+            jitter_ms: None,
+            error: error.map(|message| ProbeError { class: ErrorClass::Timeout, message }),
+        }),
+    )
+}
+
+#[test]
+fn backslashes_in_tags_are_written_as_influxdb_2_reads_them() {
+    let msg = icmp("a,b=c d\"\\x".into(), "x\\,y".into(), "t".into(), None);
+    let text = lines(&msg);
+    assert_eq!(text.lines().next().map(|l| l.split(' ').next()), Some(Some("icmp,probe_id=a\\,b\\=c\\")));
+    let line = goparse::parse(text.trim_end());
+    assert_eq!(line.tags[0], ("probe_id".to_owned(), "a,b=c d\"\\x".to_owned()));
+    assert_eq!(line.tags[1], ("location".to_owned(), "x\\,y".to_owned()));
+}
+
+#[test]
+fn what_line_protocol_cannot_carry_is_refused() {
+    let msg = icmp("pop\n1".into(), "x".into(), "t".into(), None);
+    assert_eq!(points(&msg), Err(PointError::LineBreakInTag { tag: "probe_id" }));
+    let msg = icmp("p".into(), "x".into(), "a\rb".into(), None);
+    assert_eq!(points(&msg), Err(PointError::LineBreakInTag { tag: "target" }));
+    let msg = icmp(String::new(), "x".into(), "t".into(), None);
+    assert_eq!(points(&msg), Err(PointError::EmptyProbeId));
+    let msg = icmp("a,b=c d\"\\".into(), "x".into(), "t".into(), None);
+    assert_eq!(points(&msg), Err(PointError::TrailingBackslashInTag { tag: "probe_id" }), "DESIGN's example id");
+    let mut msg = icmp("p".into(), "x".into(), "t".into(), None);
+    if let Body::Icmp(m) = &mut msg.body {
+        m.rtt_avg_ms = Some(f64::NAN);
+    }
+    assert_eq!(points(&msg), Err(PointError::NonFinite { field: "rtt_avg_ms" }));
+}
+
+fn nasty() -> impl Strategy<Value = String> {
+    prop_oneof![any::<String>(), "[a-c ,=\"\\\\\n\r]{0,10}", "[a-z]{0,3}\\\\"]
+}
+
+fn check(
+    msg: &Message,
+    want_tags: &[(&str, &str)],
+    want_str_fields: &[(&str, Option<&str>)],
+) -> Result<(), TestCaseError> {
+    let result = points(msg);
+    if msg.probe_id.as_str().is_empty() {
+        prop_assert_eq!(result, Err(PointError::EmptyProbeId));
+        return Ok(());
+    }
+    // The first tag line protocol cannot carry is the one refused.
+    let refused = want_tags.iter().find_map(|(k, v)| {
+        let tag = *["probe_id", "location", "target", "resolver", "query_name", "record_type"]
+            .iter()
+            .find(|t| *t == k)
+            .expect("known tag");
+        if v.contains(['\n', '\r']) {
+            Some(PointError::LineBreakInTag { tag })
+        } else if v.ends_with('\\') {
+            Some(PointError::TrailingBackslashInTag { tag })
+        } else {
+            None
+        }
+    });
+    if let Some(err) = refused {
+        prop_assert_eq!(result, Err(err));
+        return Ok(());
+    }
+    let pts = result.expect("valid");
+    let mut out = Vec::new();
+    render(&pts, &mut out);
+    let text = String::from_utf8(out).expect("utf-8");
+    prop_assert!(text.ends_with('\n'));
+
+    // InfluxDB 2.x's reading, for every input.
+    let line = goparse::parse(&text[..text.len() - 1]);
+    prop_assert_eq!(line.timestamp, 1_795_455_109_123_456_789);
+    for (k, v) in want_tags {
+        let got = line.tags.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        // Empty tag values are left out (InfluxDB has no empty tags).
+        prop_assert_eq!(got, (!v.is_empty()).then_some(*v), "tag {} in {:?}", k, text);
+    }
+    for (k, v) in want_str_fields {
+        let got = line.fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        prop_assert_eq!(got, *v, "field {} in {:?}", k, text);
+    }
+
+    // The independent parser agrees wherever tags hold no backslash.
+    if want_tags.iter().all(|(_, v)| !v.contains('\\')) {
+        let parsed: Vec<_> =
+            parse_lines(&text).collect::<Result<_, _>>().map_err(|e| TestCaseError::fail(format!("{e}: {text:?}")))?;
+        prop_assert_eq!(parsed.len(), 1, "{:?}", text);
+        let line = &parsed[0];
+        prop_assert_eq!(line.timestamp, Some(1_795_455_109_123_456_789));
+        for (k, v) in want_tags {
+            let got = line.tag_value(k).map(|t| t.as_str().to_owned());
+            prop_assert_eq!(got, (!v.is_empty()).then(|| v.to_string()), "tag {} in {:?}", k, text);
+        }
+        for (k, v) in want_str_fields {
+            let got = match line.field_value(k) {
+                Some(FieldValue::String(s)) => Some(s.as_str().to_owned()),
+                None => None,
+                Some(other) => return Err(TestCaseError::fail(format!("field {k} has type {other:?}"))),
+            };
+            prop_assert_eq!(got, v.map(str::to_owned), "field {} in {:?}", k, text);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn icmp_strings_survive_line_protocol(probe_id in nasty(), location in nasty(), target in nasty(), error in proptest::option::of(nasty())) {
+        let msg = icmp(probe_id.clone(), location.clone(), target.clone(), error.clone());
+        let error_field = error.map(|m| format!("timeout: {m}"));
+        check(&msg, &[("probe_id", &probe_id), ("location", &location), ("target", &target)], &[("error", error_field.as_deref())])?;
+    }
+
+    #[test]
+    fn dns_strings_survive_line_protocol(probe_id in nasty(), resolver in nasty(), query_name in nasty(), rcode in nasty(), answers in proptest::collection::vec(nasty(), 0..3)) {
+        let msg = Message::new(
+            ProbeId(probe_id.clone()),
+            "loc",
+            Timestamp::from_unix_nanos(1_795_455_109_123_456_789),
+            Body::Dns(Dns {
+                resolver: resolver.clone(),
+                query_name: query_name.clone(),
+                record_type: "TXT".into(),
+                rcode: Some(rcode.clone()),
+                latency_ms: Some(1.25),
+                answers: answers.clone(),
+                answer_count: answers.len() as u32,
+                error: None,
+            }),
+        );
+        let joined = answers.join(",");
+        check(&msg, &[("probe_id", &probe_id), ("resolver", &resolver), ("query_name", &query_name), ("record_type", "TXT")], &[("rcode", Some(&rcode)), ("answers", Some(&joined))])?;
+    }
+}
