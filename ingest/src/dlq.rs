@@ -5,13 +5,14 @@
 
 use std::time::Duration;
 
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::Source;
 use crate::retry::Backoff;
-use crate::telemetry;
+use crate::{telemetry, truncate_utf8};
 
 /// Header names on DLQ messages.
 pub mod headers {
@@ -25,14 +26,26 @@ pub mod headers {
     /// `unsupported_schema`, `unknown_probe_type`, `invalid_point`,
     /// `influx_rejected`.
     pub const ERROR_CLASS: &str = "error_class";
-    /// Human-readable reason, e.g. `missing required field \`sent\``.
+    /// Human-readable reason, e.g. `missing required field \`sent\``, at
+    /// most [`super::MAX_REASON_BYTES`] (InfluxDB quotes whole lines).
     pub const REASON: &str = "reason";
+    /// The consumer group of the ingest that sent it.
+    pub const GROUP_ID: &str = "group_id";
+    /// Present when the payload had to be cut to fit the DLQ topic: the
+    /// original size in bytes (the whole message stays at its source offset).
+    pub const TRUNCATED_FROM_BYTES: &str = "truncated_from_bytes";
 }
+
+/// Longest `reason` header kept, bytes.
+pub const MAX_REASON_BYTES: usize = 1024;
+/// Payload kept when the whole message cannot go to the DLQ, bytes.
+pub const TRUNCATED_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// Sends undeliverable messages to the DLQ topic.
 pub struct Dlq {
     producer: FutureProducer,
     topic: String,
+    group_id: String,
 }
 
 impl std::fmt::Debug for Dlq {
@@ -46,9 +59,9 @@ impl std::fmt::Debug for Dlq {
 pub struct Cancelled;
 
 impl Dlq {
-    /// A DLQ writing to `topic` through `producer`.
-    pub fn new(producer: FutureProducer, topic: String) -> Self {
-        Dlq { producer, topic }
+    /// A DLQ writing to `topic` through `producer` for consumer group `group_id`.
+    pub fn new(producer: FutureProducer, topic: String, group_id: String) -> Self {
+        Dlq { producer, topic, group_id }
     }
 
     /// Sends one message to the DLQ and waits for Kafka's acknowledgement,
@@ -68,14 +81,22 @@ impl Dlq {
     ) -> Result<(), Cancelled> {
         let partition = source.partition.to_string();
         let offset = source.offset.to_string();
+        let reason = truncate_utf8(reason, MAX_REASON_BYTES);
+        let original_size = payload.len().to_string();
+        let mut payload = payload;
+        let mut truncated = false;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header { key: headers::SOURCE_TOPIC, value: Some(source.topic.as_bytes()) })
                 .insert(Header { key: headers::SOURCE_PARTITION, value: Some(partition.as_bytes()) })
                 .insert(Header { key: headers::SOURCE_OFFSET, value: Some(offset.as_bytes()) })
                 .insert(Header { key: headers::ERROR_CLASS, value: Some(class.as_bytes()) })
-                .insert(Header { key: headers::REASON, value: Some(reason.as_bytes()) });
+                .insert(Header { key: headers::REASON, value: Some(reason.as_bytes()) })
+                .insert(Header { key: headers::GROUP_ID, value: Some(self.group_id.as_bytes()) });
+            if truncated {
+                headers = headers.insert(Header { key: headers::TRUNCATED_FROM_BYTES, value: Some(original_size.as_bytes()) });
+            }
             let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(payload).headers(headers);
             if let Some(key) = key {
                 record = record.key(key);
@@ -89,6 +110,19 @@ impl Dlq {
                     telemetry::dlq_sent(source, class, reason);
                     return Ok(());
                 }
+                // Too large for the DLQ topic: retrying cannot help, and a
+                // stuck DLQ would stall the partition. Keep the head; the
+                // whole message stays at its source offset.
+                Err((e, _))
+                    if !truncated
+                        && e.rdkafka_error_code().is_some_and(|c| {
+                            matches!(c, RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+                        }) =>
+                {
+                    tracing::warn!(%source, bytes = payload.len(), error = %e, "message too large for the DLQ; sending its first {TRUNCATED_PAYLOAD_BYTES} bytes");
+                    payload = &payload[..payload.len().min(TRUNCATED_PAYLOAD_BYTES)];
+                    truncated = true;
+                }
                 Err((e, _)) => {
                     let delay = backoff.delay(None);
                     telemetry::dlq_send_failed(source, &e, delay);
@@ -99,5 +133,15 @@ impl Dlq {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reasons_are_cut_on_a_char_boundary() {
+        assert_eq!(crate::truncate_utf8("abc", 10), "abc");
+        assert_eq!(crate::truncate_utf8("aé", 2), "a");
+        assert_eq!(crate::truncate_utf8(&"x".repeat(5000), 1024).len(), 1024);
     }
 }

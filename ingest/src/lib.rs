@@ -38,10 +38,27 @@ pub async fn run(
     let token = config.influx.token()?;
     let sink = sink::InfluxSink::new(&config.influx, &token, config.ingest.write_timeout)?;
     let dlq =
-        dlq::Dlq::new(consumer::dlq_producer(&config)?, netprobe_wire::Topic::Dlq.name(&config.kafka.topic_prefix));
+        dlq::Dlq::new(
+            consumer::dlq_producer(&config)?,
+            netprobe_wire::Topic::Dlq.name(&config.kafka.topic_prefix),
+            config.ingest.group_id.clone(),
+        );
     let consumer = consumer::subscribe(&config)?;
     tracing::info!(group = %config.ingest.group_id, influx = %config.influx.url, bucket = %config.influx.bucket, "ingest running");
     on_ready();
     pipeline::Pipeline::new(consumer, sink, dlq, config.ingest, on_tick).run(cancel).await;
     Ok(())
+}
+
+/// `s` cut to at most `max` bytes on a character boundary (error texts from
+/// InfluxDB or serde can quote whole multi-megabyte lines).
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

@@ -12,6 +12,9 @@ use crate::config::InfluxSettings;
 use crate::retry::{classify, parse_retry_after, Action};
 use crate::Error;
 
+/// Longest InfluxDB error text kept (it quotes the offending line whole).
+const MAX_MESSAGE_BYTES: usize = 1024;
+
 /// Result of one write attempt.
 #[derive(Debug)]
 pub struct Outcome {
@@ -72,7 +75,11 @@ impl InfluxSink {
                 let status = r.status();
                 let retry_after = parse_retry_after(r.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
                 let action = classify(status, retry_after);
-                let message = if action == Action::Done { String::new() } else { r.text().await.unwrap_or_default() };
+                let message = if action == Action::Done {
+                    String::new()
+                } else {
+                    crate::truncate_utf8(&r.text().await.unwrap_or_default(), MAX_MESSAGE_BYTES).to_owned()
+                };
                 Outcome { action, status: Some(status.as_u16()), message }
             }
         }
