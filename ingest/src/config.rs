@@ -178,3 +178,43 @@ impl InfluxSettings {
         Ok(token)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ingest.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::load(&path)
+    }
+
+    #[test]
+    fn shipped_example_parses_and_states_the_defaults() {
+        let config = load(include_str!("../ingest.example.toml")).expect("example parses");
+        let d = IngestSettings::default();
+        let i = &config.ingest;
+        assert_eq!(
+            (i.batch_max_lines, i.batch_max_bytes, i.batch_timeout, i.retry_initial_backoff, i.retry_max_backoff),
+            (d.batch_max_lines, d.batch_max_bytes, d.batch_timeout, d.retry_initial_backoff, d.retry_max_backoff)
+        );
+        assert_eq!((i.group_id.as_str(), i.write_timeout), (d.group_id.as_str(), d.write_timeout));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = include_str!("../ingest.example.toml").replace("batch_timeout", "batch_timout");
+        let err = load(&text).expect_err("typo");
+        let msg = err.to_string();
+        assert!(msg.contains("ingest.toml") && msg.contains("batch_timout") && msg.contains("line 21"), "{msg}");
+    }
+
+    #[test]
+    fn cross_field_rules_are_checked() {
+        let text = include_str!("../ingest.example.toml")
+            .replace("retry_initial_backoff = \"200ms\"", "retry_initial_backoff = \"1m\"");
+        let err = load(&text).expect_err("initial > max");
+        assert!(err.to_string().contains("retry_initial_backoff"), "{err}");
+    }
+}

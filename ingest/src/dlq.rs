@@ -95,7 +95,8 @@ impl Dlq {
                 .insert(Header { key: headers::REASON, value: Some(reason.as_bytes()) })
                 .insert(Header { key: headers::GROUP_ID, value: Some(self.group_id.as_bytes()) });
             if truncated {
-                headers = headers.insert(Header { key: headers::TRUNCATED_FROM_BYTES, value: Some(original_size.as_bytes()) });
+                headers = headers
+                    .insert(Header { key: headers::TRUNCATED_FROM_BYTES, value: Some(original_size.as_bytes()) });
             }
             let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(payload).headers(headers);
             if let Some(key) = key {

@@ -37,12 +37,11 @@ pub async fn run(
 ) -> Result<(), Error> {
     let token = config.influx.token()?;
     let sink = sink::InfluxSink::new(&config.influx, &token, config.ingest.write_timeout)?;
-    let dlq =
-        dlq::Dlq::new(
-            consumer::dlq_producer(&config)?,
-            netprobe_wire::Topic::Dlq.name(&config.kafka.topic_prefix),
-            config.ingest.group_id.clone(),
-        );
+    let dlq = dlq::Dlq::new(
+        consumer::dlq_producer(&config)?,
+        netprobe_wire::Topic::Dlq.name(&config.kafka.topic_prefix),
+        config.ingest.group_id.clone(),
+    );
     let consumer = consumer::subscribe(&config)?;
     tracing::info!(group = %config.ingest.group_id, influx = %config.influx.url, bucket = %config.influx.bucket, "ingest running");
     on_ready();

@@ -85,3 +85,8 @@ pub fn consumer_lag(topic: &str, partition: i32, lag: i64) {
     gauge!("netprobe_ingest_consumer_lag_messages", "topic" => topic.to_owned(), "partition" => partition.to_string())
         .set(lag as f64);
 }
+
+/// Bytes librdkafka holds prefetched for this consumer.
+pub fn fetch_queue(bytes: u64) {
+    gauge!("netprobe_ingest_fetch_queue_bytes").set(bytes as f64);
+}

@@ -141,7 +141,11 @@ async fn poison_goes_to_the_dlq_and_every_good_message_lands() {
     let huge = "x".repeat(5 * 1024 * 1024);
     // (key, payload, expected error_class)
     let bad: Vec<(String, Vec<u8>, &str)> = vec![
-        (format!("{good_id}/bad/truncated"), br#"{"schema":1,"probe_id":"p","probe_type":"icmp","loc"#.to_vec(), "syntax"),
+        (
+            format!("{good_id}/bad/truncated"),
+            br#"{"schema":1,"probe_id":"p","probe_type":"icmp","loc"#.to_vec(),
+            "syntax",
+        ),
         (format!("{good_id}/bad/wrong-type"), with(&|v| v["sent"] = "five".into()), "invalid_field"),
         (format!("{good_id}/bad/schema-2"), with(&|v| v["schema"] = 2.into()), "unsupported_schema"),
         (

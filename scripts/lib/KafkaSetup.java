@@ -1,6 +1,8 @@
 // Creates netprobe's topics and ACLs on the local stack's broker, idempotently.
 // Run by scripts/stack with the Kafka client jars on the classpath:
-//   java -cp "$KAFKA_LIB/*" KafkaSetup.java ADMIN_CLIENT_PROPERTIES TOPIC_PREFIX
+//   java -cp "$KAFKA_LIB/*" KafkaSetup.java ADMIN_CLIENT_PROPERTIES TOPIC_PREFIX [--recreate]
+// --recreate (only with a non-empty prefix, used by scripts/bench) deletes
+// the prefixed topics first, so a run starts from empty topics.
 // The admin client properties file (SASL_SSL, admin principal) is written by
 // scripts/stack with mode 0600; no secret is passed on the command line.
 
@@ -34,8 +36,9 @@ public class KafkaSetup {
     static final String INGEST_GROUP_PREFIX = "netprobe-ingest";
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 2) {
-            System.err.println("usage: KafkaSetup ADMIN_CLIENT_PROPERTIES TOPIC_PREFIX");
+        boolean recreate = args.length == 3 && args[2].equals("--recreate");
+        if (args.length != 2 && !(recreate && !args[1].isEmpty())) {
+            System.err.println("usage: KafkaSetup ADMIN_CLIENT_PROPERTIES TOPIC_PREFIX [--recreate]");
             System.exit(2);
         }
         Properties props = new Properties();
@@ -46,10 +49,32 @@ public class KafkaSetup {
         try (Admin admin = Admin.create(props)) {
             // Readiness: the broker answers an authenticated request.
             admin.describeCluster().clusterId().get(60, TimeUnit.SECONDS);
+            if (recreate) {
+                deleteTopics(admin, prefix);
+            }
             createTopics(admin, prefix);
             createAcls(admin, prefix);
         }
         System.out.println("topics and ACLs in place");
+    }
+
+    static void deleteTopics(Admin admin, String prefix) throws Exception {
+        List<String> doomed = new ArrayList<>();
+        for (String name : admin.listTopics().names().get(30, TimeUnit.SECONDS)) {
+            if (name.startsWith(prefix)) {
+                doomed.add(name);
+            }
+        }
+        admin.deleteTopics(doomed).all().get(60, TimeUnit.SECONDS);
+        // Deletion is asynchronous: wait until the names are gone.
+        for (int i = 0; i < 600; i++) {
+            Set<String> left = admin.listTopics().names().get(30, TimeUnit.SECONDS);
+            if (doomed.stream().noneMatch(left::contains)) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new IllegalStateException("topics not deleted within 60 s: " + doomed);
     }
 
     static void createTopics(Admin admin, String prefix) throws Exception {

@@ -1,0 +1,197 @@
+//! Benchmark input for `scripts/bench ingest`: produces N wire messages (a
+//! realistic mix of kinds) to the probe topics under a prefix with the agent
+//! principal, writes the same messages as pre-rendered line protocol to a
+//! file (for the raw-write ceiling), and prints the expected point count per
+//! measurement as JSON.
+//!
+//! Usage: bench_produce COUNT LINES_FILE  (Kafka settings from `scripts/stack env`,
+//! topic prefix from NETPROBE_BENCH_PREFIX).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use netprobe_ingest::points::{points, render};
+use netprobe_wire::msg::{Bgp, BgpEvent, BgpSource, Dns, Health, Http, Icmp, Mtr, MtrHop, Registry};
+use netprobe_wire::{Body, KafkaSettings, Message, ProbeId, ProbeType, Timestamp, Topic, Ttl};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (eval \"$(scripts/stack env)\")"))
+}
+
+const BASE_NS: i64 = 1_790_000_000_000_000_000;
+
+/// Message `i`: 40 % icmp, 20 % dns, 20 % http, 5 % mtr (8 hops), 5 % bgp,
+/// 9 % health, 1 % registry, from 200 agents over 50 targets each.
+fn message(i: u64) -> Message {
+    let agent = i % 200;
+    let target = (i / 200) % 50;
+    let probe_id = ProbeId(format!("pop-{agent:03}"));
+    let location = format!("City {agent}, XX");
+    let ts = Timestamp::from_unix_nanos(BASE_NS + i as i64 * 1_000);
+    let x = (i % 97) as f64;
+    let body = match i % 100 {
+        0..=39 => Body::Icmp(Icmp {
+            target: format!("192.0.2.{target}"),
+            resolved_ip: Some(format!("192.0.2.{target}").parse().expect("ip")),
+            sent: 5,
+            received: 5 - (i % 7 == 0) as u32,
+            loss_pct: if i % 7 == 0 { 20.0 } else { 0.0 },
+            rtt_min_ms: Some(10.0 + x * 0.1),
+            rtt_avg_ms: Some(11.0 + x * 0.1),
+            rtt_median_ms: Some(11.0 + x * 0.1),
+            rtt_max_ms: Some(13.0 + x * 0.1),
+            rtt_stddev_ms: Some(0.8),
+            jitter_ms: Some(0.4),
+            error: None,
+        }),
+        40..=59 => Body::Dns(Dns {
+            resolver: format!("198.51.100.{}:53", target % 4),
+            query_name: format!("host{target}.example.com"),
+            record_type: "A".into(),
+            rcode: Some("NOERROR".into()),
+            latency_ms: Some(2.0 + x * 0.05),
+            answers: vec![format!("203.0.113.{target}")],
+            answer_count: 1,
+            error: None,
+        }),
+        60..=79 => Body::Http(Http {
+            url: format!("https://site{target}.example.com/health"),
+            method: "GET".into(),
+            status_code: Some(200),
+            success: true,
+            dns_ms: Some(1.2),
+            connect_ms: Some(10.0 + x * 0.1),
+            tls_ms: Some(20.0 + x * 0.1),
+            ttfb_ms: Some(35.0 + x * 0.1),
+            total_ms: Some(60.0 + x * 0.1),
+            response_bytes: Some(1024 + i % 512),
+            http_version: Some("HTTP/2".into()),
+            tls_version: Some("TLSv1.3".into()),
+            cert_not_after: Some(Timestamp::from_unix_nanos(1_800_000_000_000_000_000)),
+            redirects: 0,
+            error: None,
+        }),
+        80..=84 => Body::Mtr(Mtr {
+            target: format!("192.0.2.{target}"),
+            destination_reached: true,
+            hop_count: 8,
+            path_hash: format!("{:016x}", target * 7919),
+            hops: (1..=8u8)
+                .map(|ttl| MtrHop {
+                    ttl: Ttl(ttl),
+                    ip: Some(format!("10.{ttl}.0.{target}").parse().expect("ip")),
+                    hostname: Some(format!("hop{ttl}.example.net")),
+                    asn: Some(64500 + u32::from(ttl)),
+                    sent: 10,
+                    received: 10,
+                    loss_pct: 0.0,
+                    rtt_last_ms: Some(f64::from(ttl) * 1.5),
+                    rtt_avg_ms: Some(f64::from(ttl) * 1.5),
+                    rtt_best_ms: Some(f64::from(ttl) * 1.4),
+                    rtt_worst_ms: Some(f64::from(ttl) * 1.9),
+                    rtt_stddev_ms: Some(0.2),
+                })
+                .collect(),
+            error: None,
+        }),
+        85..=89 => Body::Bgp(Bgp {
+            event: BgpEvent::Announce,
+            prefix: format!("203.0.{}.0/24", target).parse().expect("prefix"),
+            origin_asn: Some(64500),
+            expected_origins: vec![64500],
+            as_path: vec![3333, 1299, 64500],
+            peer_ip: "2001:db8::1".parse().expect("ip"),
+            peer_asn: 3333,
+            collector: "rrc00".into(),
+            next_hop: Some("2001:db8::1".parse().expect("ip")),
+            communities: vec!["3333:100".into()],
+            source: BgpSource::RisLive,
+        }),
+        90..=98 => Body::Health(Health {
+            last_successful_run: Some(ts),
+            uptime_s: i,
+            failures_last_hour: 0,
+            runs_last_hour: 720,
+            spool_messages: 0,
+            spool_dropped_messages: 0,
+            kafka_connected: true,
+        }),
+        _ => Body::Registry(Registry {
+            ip: Some("198.51.100.7".parse().expect("ip")),
+            hostname: format!("pop-{agent:03}.example.net"),
+            available_metrics: vec![ProbeType::Icmp, ProbeType::Dns, ProbeType::Http],
+            version: "0.1.0".into(),
+            uptime_s: i,
+            started_at: Timestamp::from_unix_nanos(BASE_NS),
+            os: "Linux 6.1.0".into(),
+        }),
+    };
+    Message::new(probe_id, location, ts, body)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let count: u64 = args.next().and_then(|c| c.parse().ok()).expect("usage: bench_produce COUNT LINES_FILE");
+    let lines_path = PathBuf::from(args.next().expect("usage: bench_produce COUNT LINES_FILE"));
+    let prefix = env("NETPROBE_BENCH_PREFIX");
+    let settings = KafkaSettings {
+        brokers: vec![env("NETPROBE_KAFKA_BROKERS")],
+        username: env("NETPROBE_KAFKA_AGENT_USER"),
+        password_file: Some(env("NETPROBE_KAFKA_AGENT_PASSWORD_FILE").into()),
+        ca_file: env("NETPROBE_KAFKA_CA").into(),
+        topic_prefix: prefix.clone(),
+    };
+    let producer: FutureProducer = settings
+        .client_config()
+        .expect("config")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let mut lines = std::io::BufWriter::new(std::fs::File::create(&lines_path).expect("lines file"));
+    let mut expected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let started = Instant::now();
+    let mut inflight = Vec::with_capacity(10_000);
+    let mut buf = Vec::new();
+    for i in 0..count {
+        let msg = message(i);
+        let pts = points(&msg).expect("valid");
+        for p in &pts {
+            *expected.entry(p.measurement).or_default() += 1;
+        }
+        buf.clear();
+        render(&pts, &mut buf);
+        lines.write_all(&buf).expect("write lines");
+        let topic = Topic::for_probe_type(msg.probe_type()).name(&prefix);
+        let payload = msg.encode().expect("encode");
+        let key = msg.key();
+        // send_result enqueues now; the futures complete from delivery reports.
+        let delivery = producer
+            .send_result(FutureRecord::to(&topic).key(&key).payload(&payload))
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+        inflight.push(delivery);
+        if inflight.len() == 10_000 {
+            for d in inflight.drain(..) {
+                d.await.expect("delivery report").map_err(|(e, _)| e).expect("delivered");
+            }
+        }
+    }
+    for d in inflight {
+        d.await.expect("delivery report").map_err(|(e, _)| e).expect("delivered");
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    lines.flush().expect("flush lines");
+    let total: u64 = expected.values().sum();
+    eprintln!("produced {count} messages ({total} points) in {:.1} s", started.elapsed().as_secs_f64());
+    let per: Vec<String> = expected.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+    println!("{{\"messages\": {count}, \"points\": {total}, \"per_measurement\": {{{}}}}}", per.join(", "));
+}
