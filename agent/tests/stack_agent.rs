@@ -2,7 +2,6 @@
 //! and heartbeats with the `agent` principal, and they read back as valid
 //! wire messages. Needs `eval "$(scripts/stack env)"` (scripts/test does it).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use netprobe_agent::config::{AgentSettings, Config};
@@ -11,23 +10,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: this test needs the local stack. Run scripts/test, or \
-             `scripts/stack up && eval \"$(scripts/stack env)\"` before cargo test"
-        )
-    })
-}
-
+/// The stack's settings for `principal`; fails (never skips) without the stack.
 fn kafka(principal: &str) -> KafkaSettings {
-    KafkaSettings {
-        brokers: vec![env("NETPROBE_KAFKA_BROKERS")],
-        username: env(&format!("NETPROBE_KAFKA_{principal}_USER")),
-        password_file: Some(PathBuf::from(env(&format!("NETPROBE_KAFKA_{principal}_PASSWORD_FILE")))),
-        ca_file: PathBuf::from(env("NETPROBE_KAFKA_CA")),
-        topic_prefix: std::env::var("NETPROBE_KAFKA_TOPIC_PREFIX").unwrap_or_default(),
-    }
+    KafkaSettings::from_stack_env(principal).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

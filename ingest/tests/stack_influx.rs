@@ -2,18 +2,13 @@
 //! ingest's write-only token reads back through Flux with the all-access
 //! token, and the write-only token cannot read.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use common::stack::env;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: this test needs the local stack. Run scripts/test, or \
-             `scripts/stack up && eval \"$(scripts/stack env)\"` before cargo test"
-        )
-    })
-}
+const DEADLINE: Duration = Duration::from_secs(30);
 
 fn token(var: &str) -> String {
     let path = env(var);

@@ -72,6 +72,12 @@ pub enum Error {
         /// Name of the environment variable that was checked.
         env: &'static str,
     },
+    /// A variable of `scripts/stack env` is not set.
+    #[error("{name} is not set: run `scripts/stack up && eval \"$(scripts/stack env)\"` (scripts/test does it)")]
+    MissingEnv {
+        /// The variable.
+        name: String,
+    },
     /// The `[kafka]` table has an invalid value.
     #[error("invalid [kafka] setting `{key}`: {message}")]
     KafkaSetting {
@@ -105,6 +111,7 @@ impl Error {
             Error::PasswordFile { .. }
             | Error::PasswordFileWorldReadable { .. }
             | Error::PasswordMissing { .. }
+            | Error::MissingEnv { .. }
             | Error::KafkaSetting { .. } => "config",
         }
     }

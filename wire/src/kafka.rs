@@ -45,6 +45,26 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// The settings of one principal of the local stack, from the variables
+    /// `scripts/stack env` prints: `NETPROBE_KAFKA_BROKERS`,
+    /// `NETPROBE_KAFKA_CA`, `NETPROBE_KAFKA_<PRINCIPAL>_USER` and
+    /// `NETPROBE_KAFKA_<PRINCIPAL>_PASSWORD_FILE` (principal `AGENT`,
+    /// `INGEST`, `REPLAY` or `ADMIN`), and `NETPROBE_KAFKA_TOPIC_PREFIX`
+    /// (optional). For tests, the demo and operator tools.
+    ///
+    /// # Errors
+    /// [`Error::MissingEnv`] naming the first variable that is not set.
+    pub fn from_stack_env(principal: &str) -> Result<KafkaSettings, Error> {
+        let var = |name: String| std::env::var(&name).map_err(|_| Error::MissingEnv { name });
+        Ok(KafkaSettings {
+            brokers: var("NETPROBE_KAFKA_BROKERS".into())?.split(',').map(str::to_owned).collect(),
+            username: var(format!("NETPROBE_KAFKA_{principal}_USER"))?,
+            password_file: Some(var(format!("NETPROBE_KAFKA_{principal}_PASSWORD_FILE"))?.into()),
+            ca_file: var("NETPROBE_KAFKA_CA".into())?.into(),
+            topic_prefix: std::env::var("NETPROBE_KAFKA_TOPIC_PREFIX").unwrap_or_default(),
+        })
+    }
+
     /// Builds the librdkafka configuration: `security.protocol=SASL_SSL`,
     /// `sasl.mechanism=SCRAM-SHA-512`, `ssl.ca.location=ca_file` and broker
     /// hostname verification (`ssl.endpoint.identification.algorithm=https`).

@@ -5,7 +5,6 @@
 //! These tests need `eval "$(scripts/stack env)"`; without it they fail with
 //! a message saying so (scripts/test sets it up).
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,24 +18,9 @@ use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: this test needs the local stack. Run scripts/test, or \
-             `scripts/stack up && eval \"$(scripts/stack env)\"` before cargo test"
-        )
-    })
-}
-
-/// The `[kafka]` settings of one stack principal (`AGENT`, `INGEST`, ...).
+/// The stack's settings for `principal`; fails (never skips) without the stack.
 fn settings(principal: &str) -> KafkaSettings {
-    KafkaSettings {
-        brokers: vec![env("NETPROBE_KAFKA_BROKERS")],
-        username: env(&format!("NETPROBE_KAFKA_{principal}_USER")),
-        password_file: Some(PathBuf::from(env(&format!("NETPROBE_KAFKA_{principal}_PASSWORD_FILE")))),
-        ca_file: PathBuf::from(env("NETPROBE_KAFKA_CA")),
-        topic_prefix: std::env::var("NETPROBE_KAFKA_TOPIC_PREFIX").unwrap_or_default(),
-    }
+    KafkaSettings::from_stack_env(principal).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn config(principal: &str) -> ClientConfig {
@@ -197,7 +181,7 @@ fn wrong_password_fails_with_authentication_error() {
 fn plaintext_client_cannot_talk_to_the_sasl_ssl_port() {
     let errors = Errors::default();
     let consumer: BaseConsumer<Errors> = ClientConfig::new()
-        .set("bootstrap.servers", env("NETPROBE_KAFKA_BROKERS"))
+        .set("bootstrap.servers", settings("AGENT").brokers.join(","))
         .set("security.protocol", "PLAINTEXT")
         .create_with_context(errors.clone())
         .expect("plaintext consumer");

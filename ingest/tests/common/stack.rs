@@ -31,14 +31,9 @@ pub fn unique(tag: &str) -> String {
     format!("{tag}-{}-{nanos}", std::process::id())
 }
 
+/// The stack's settings for `principal`; fails (never skips) without the stack.
 pub fn kafka(principal: &str) -> KafkaSettings {
-    KafkaSettings {
-        brokers: vec![env("NETPROBE_KAFKA_BROKERS")],
-        username: env(&format!("NETPROBE_KAFKA_{principal}_USER")),
-        password_file: Some(PathBuf::from(env(&format!("NETPROBE_KAFKA_{principal}_PASSWORD_FILE")))),
-        ca_file: PathBuf::from(env("NETPROBE_KAFKA_CA")),
-        topic_prefix: std::env::var("NETPROBE_KAFKA_TOPIC_PREFIX").unwrap_or_default(),
-    }
+    KafkaSettings::from_stack_env(principal).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn prefix() -> String {
