@@ -115,11 +115,6 @@ impl Batch {
         out
     }
 
-    /// All line protocol of the batch.
-    pub fn lines(&self) -> &[u8] {
-        &self.lines
-    }
-
     /// The offset to commit per partition: one past the highest offset in
     /// the batch (Kafka's convention: the next message to read).
     pub fn next_offsets(&self) -> BTreeMap<(Arc<str>, i32), i64> {

@@ -52,7 +52,8 @@ pub struct Pipeline {
     /// Messages received while paused, processed after the flush.
     held: VecDeque<OwnedMessage>,
     paused: bool,
-    topics: HashMap<String, Arc<str>>,
+    /// Interned topic names with their consumed-messages counter.
+    topics: HashMap<String, (Arc<str>, metrics::Counter)>,
     on_tick: Box<dyn FnMut() + Send>,
 }
 
@@ -150,19 +151,19 @@ impl Pipeline {
         tracing::info!("ingest stopped");
     }
 
-    fn topic(&mut self, name: &str) -> Arc<str> {
-        if let Some(t) = self.topics.get(name) {
-            return t.clone();
+    /// The interned name of `name`, counting one message consumed from it.
+    fn consumed_from(&mut self, name: &str) -> Arc<str> {
+        if !self.topics.contains_key(name) {
+            self.topics.insert(name.to_owned(), (Arc::from(name), telemetry::consumed_counter(name)));
         }
-        let t: Arc<str> = name.into();
-        self.topics.insert(name.to_owned(), t.clone());
-        t
+        let (topic, consumed) = &self.topics[name];
+        consumed.increment(1);
+        topic.clone()
     }
 
     /// Decodes one message into the batch, or sends it to the DLQ.
     async fn handle(&mut self, m: OwnedMessage, cancel: &CancellationToken) -> Result<(), Cancelled> {
-        let source = Source { topic: self.topic(m.topic()), partition: m.partition(), offset: m.offset() };
-        telemetry::consumed(&source.topic);
+        let source = Source { topic: self.consumed_from(m.topic()), partition: m.partition(), offset: m.offset() };
         let Some(payload) = m.payload() else {
             // A tombstone (compacted agent.registry): nothing to write.
             self.batch.push_resolved(source);
