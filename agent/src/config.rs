@@ -1,5 +1,5 @@
-//! The agent TOML config (DESIGN.md "Configuration"): `[agent]` and
-//! `[kafka]` so far; probe tables arrive with their probe modules.
+//! The agent TOML config (DESIGN.md "Configuration"): `[agent]`, `[kafka]`
+//! and one array of tables per probe type (`[[icmp]]`, `[[dns]]`, `[[http]]`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use netprobe_wire::KafkaSettings;
 use serde::Deserialize;
 
+use crate::probe::{self, Target};
 use crate::Error;
 
 /// Default heartbeat period (`probe.health`).
@@ -22,6 +23,15 @@ pub struct Config {
     pub agent: AgentSettings,
     /// Kafka connection (the `agent` principal).
     pub kafka: KafkaSettings,
+    /// ICMP echo targets.
+    #[serde(default)]
+    pub icmp: Vec<probe::icmp::Target>,
+    /// DNS queries.
+    #[serde(default)]
+    pub dns: Vec<probe::dns::Target>,
+    /// HTTP requests.
+    #[serde(default)]
+    pub http: Vec<probe::http::Target>,
 }
 
 /// The `[agent]` table.
@@ -76,7 +86,29 @@ impl Config {
         if a.heartbeat_interval.is_zero() || a.registry_interval.is_zero() {
             return Err(fail("[agent] heartbeat_interval and registry_interval must be > 0".into()));
         }
+        let icmp = config.icmp.iter().map(|t| (t.interval, t.validate()));
+        let dns = config.dns.iter().map(|t| (t.interval, t.validate()));
+        let http = config.http.iter().map(|t| (t.interval, t.validate()));
+        let kinds: [(&str, Vec<_>); 3] = [("icmp", icmp.collect()), ("dns", dns.collect()), ("http", http.collect())];
+        for (kind, checks) in kinds {
+            for (i, (interval, check)) in checks.into_iter().enumerate() {
+                let at = |m: String| fail(format!("[[{kind}]] #{}: {m}", i + 1));
+                if interval.is_zero() {
+                    return Err(at("interval must be > 0".into()));
+                }
+                check.map_err(at)?;
+            }
+        }
         Ok(config)
+    }
+
+    /// Every configured target, in file order, limited to `only` when it
+    /// is not empty.
+    pub fn targets(&self, only: &[netprobe_wire::ProbeType]) -> Vec<Target> {
+        let all = (self.icmp.iter().cloned().map(Target::Icmp))
+            .chain(self.dns.iter().cloned().map(Target::Dns))
+            .chain(self.http.iter().cloned().map(Target::Http));
+        all.filter(|t| only.is_empty() || only.contains(&t.probe_type())).collect()
     }
 }
 

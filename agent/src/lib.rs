@@ -4,6 +4,7 @@
 
 pub mod config;
 mod error;
+pub mod probe;
 pub mod publisher;
 pub mod registry;
 

@@ -50,6 +50,9 @@ async fn publishes_registry_and_heartbeats() {
             registry_interval: Duration::from_secs(600),
         },
         kafka: kafka("AGENT"),
+        icmp: Vec::new(),
+        dns: Vec::new(),
+        http: Vec::new(),
     };
     let cancel = CancellationToken::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
