@@ -1,9 +1,33 @@
 //! ICMP echo probe (`ping -c count -i packet_interval -W timeout`).
+//!
+//! Echo requests (RFC 792 type 8, RFC 4443 type 128) go out on one socket
+//! per address family shared by every target ([`Pinger`]); one receive task
+//! per socket hands each reply to the request waiting for its sequence
+//! number. RTTs are timed like iputils `ping`: the clock is read just before
+//! `sendto`, and the reply's arrival is the kernel's receive timestamp
+//! (`SO_TIMESTAMPNS`), so a busy agent does not inflate RTTs by the time it
+//! takes to get to the reply.
+//!
+//! Sockets: an unprivileged ICMP socket (`SOCK_DGRAM`, allowed by
+//! `net.ipv4.ping_group_range`) is tried first, then a raw socket (needs
+//! `CAP_NET_RAW`). On a raw socket ICMP errors (destination unreachable,
+//! time exceeded) quoting one of our requests are reported as
+//! `unreachable`; on a ping socket they surface as missing replies.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::io::{ErrorKind, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use netprobe_wire::msg::Icmp;
+use netprobe_wire::{ErrorClass, ProbeError};
+use nix::sys::socket::{self, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockProtocol, SockType};
 use serde::Deserialize;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
 
 /// A `[[icmp]]` table.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -37,6 +61,9 @@ fn default_timeout() -> Duration {
     Duration::from_secs(1)
 }
 
+/// Echo payload bytes, as `ping`'s default `-s 56`.
+const PAYLOAD_BYTES: usize = 56;
+
 impl Target {
     /// The longest a run can take: the last request leaves after
     /// `(count - 1) * packet_interval`, its reply may take `timeout`, and
@@ -50,12 +77,462 @@ impl Target {
     /// # Errors
     /// A message naming the key that is wrong.
     pub fn validate(&self) -> Result<(), String> {
+        if self.target.trim().is_empty() {
+            return Err("target must not be empty".into());
+        }
+        if !(1..=10_000).contains(&self.count) {
+            return Err(format!("count must be 1..=10000, not {}", self.count));
+        }
+        if self.timeout.is_zero() || self.packet_interval.is_zero() {
+            return Err("timeout and packet_interval must be > 0".into());
+        }
+        if self.run_deadline() > self.interval + self.timeout {
+            return Err(format!(
+                "count * packet_interval + timeout ({:?}) does not fit in interval ({:?})",
+                self.run_deadline() - self.timeout,
+                self.interval
+            ));
+        }
         Ok(())
     }
 }
 
-/// Sends `count` echo requests and reports the statistics.
-pub async fn run(target: &Target) -> Icmp {
-    let _ = target;
-    unimplemented!("icmp probe")
+/// Sends `count` echo requests to `target` through `pinger` and reports
+/// the statistics `ping` prints. Never fails: resolution, permission and
+/// total loss are reported in `error`.
+pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
+    let mut out = Icmp {
+        target: target.target.clone(),
+        resolved_ip: None,
+        sent: 0,
+        received: 0,
+        loss_pct: 0.0,
+        rtt_min_ms: None,
+        rtt_avg_ms: None,
+        rtt_median_ms: None,
+        rtt_max_ms: None,
+        rtt_stddev_ms: None,
+        jitter_ms: None,
+        error: None,
+    };
+    let fail = |class, message: String| Some(ProbeError { class, message });
+    let ip = match resolve(&target.target, target.timeout).await {
+        Ok(ip) => ip,
+        Err(e) => {
+            out.error = fail(ErrorClass::DnsFailure, e);
+            return out;
+        }
+    };
+    out.resolved_ip = Some(ip);
+    let socket = match pinger.socket(ip) {
+        Ok(s) => s,
+        Err(e) => {
+            out.error = fail(ErrorClass::PermissionDenied, e);
+            return out;
+        }
+    };
+
+    let start = tokio::time::Instant::now();
+    let mut waiting = Vec::with_capacity(target.count as usize);
+    for i in 0..target.count {
+        tokio::time::sleep_until(start + target.packet_interval * i).await;
+        match socket.send(ip) {
+            Ok(w) => waiting.push(w),
+            Err(e) => {
+                out.error = fail(ErrorClass::Unreachable, format!("sendto {ip}: {e}"));
+                break;
+            }
+        }
+        out.sent += 1;
+    }
+    let mut rtts_ms = Vec::with_capacity(waiting.len());
+    let mut unreachable = None;
+    for w in waiting {
+        match tokio::time::timeout_at(w.sent_at + target.timeout, w.reply).await {
+            Ok(Ok(Reply::Echo(rx))) => {
+                let rtt = rx.duration_since(w.sent_wall).unwrap_or_else(|_| w.sent_at.elapsed());
+                if rtt <= target.timeout {
+                    rtts_ms.push(rtt.as_secs_f64() * 1e3);
+                }
+            }
+            Ok(Ok(Reply::Unreachable(why))) => unreachable = Some(why),
+            Ok(Err(_)) | Err(_) => {}
+        }
+    }
+    fill_stats(&mut out, &rtts_ms);
+    if out.received == 0 && out.error.is_none() {
+        out.error = match unreachable {
+            Some(why) => fail(ErrorClass::Unreachable, format!("{ip}: {why}")),
+            None => fail(
+                ErrorClass::Timeout,
+                format!("no reply from {ip} to {} echo requests within {:?}", out.sent, target.timeout),
+            ),
+        };
+    }
+    out
+}
+
+/// `received`, `loss_pct` and the RTT statistics from the RTTs of the
+/// replies in send order.
+fn fill_stats(out: &mut Icmp, rtts_ms: &[f64]) {
+    out.received = rtts_ms.len() as u32;
+    if out.sent > 0 {
+        out.loss_pct = f64::from(out.sent - out.received) * 100.0 / f64::from(out.sent);
+    }
+    if rtts_ms.is_empty() {
+        return;
+    }
+    let n = rtts_ms.len() as f64;
+    let avg = rtts_ms.iter().sum::<f64>() / n;
+    let mut sorted = rtts_ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    let median = if sorted.len() % 2 == 0 { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] };
+    let variance = rtts_ms.iter().map(|r| (r - avg).powi(2)).sum::<f64>() / n;
+    out.rtt_min_ms = sorted.first().copied();
+    out.rtt_max_ms = sorted.last().copied();
+    out.rtt_avg_ms = Some(avg);
+    out.rtt_median_ms = Some(median);
+    out.rtt_stddev_ms = Some(variance.sqrt());
+    if rtts_ms.len() > 1 {
+        let diffs = rtts_ms.windows(2).map(|w| (w[1] - w[0]).abs());
+        out.jitter_ms = Some(diffs.sum::<f64>() / (n - 1.0));
+    }
+}
+
+/// An IP literal as is; a name through the system resolver, first address.
+async fn resolve(target: &str, timeout: Duration) -> Result<IpAddr, String> {
+    if let Ok(ip) = target.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let lookup = tokio::net::lookup_host((target, 0));
+    match tokio::time::timeout(timeout, lookup).await {
+        Ok(Ok(mut addrs)) => addrs.next().map(|a| a.ip()).ok_or_else(|| format!("{target}: no address")),
+        Ok(Err(e)) => Err(format!("{target}: {e}")),
+        Err(_) => Err(format!("{target}: no answer from the resolver within {timeout:?}")),
+    }
+}
+
+/// The ICMP sockets of one agent (one per address family, opened on first
+/// use) and their receive tasks. Create it inside the tokio runtime that
+/// runs the probes; dropping it stops the receive tasks.
+#[derive(Debug, Default)]
+pub struct Pinger {
+    v4: OnceLock<Result<Arc<EchoSocket>, String>>,
+    v6: OnceLock<Result<Arc<EchoSocket>, String>>,
+}
+
+impl Pinger {
+    /// A pinger with no socket open yet.
+    pub fn new() -> Self {
+        Pinger::default()
+    }
+
+    fn socket(&self, ip: IpAddr) -> Result<Arc<EchoSocket>, String> {
+        let cell = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
+        cell.get_or_init(|| EchoSocket::open(ip.is_ipv6())).clone()
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        for socket in [self.v4.get(), self.v6.get()].into_iter().flatten().flatten() {
+            socket.stop.cancel();
+        }
+    }
+}
+
+/// What came back for one request.
+#[derive(Debug)]
+enum Reply {
+    /// An echo reply, with the kernel's receive time.
+    Echo(SystemTime),
+    /// An ICMP error quoting the request.
+    Unreachable(String),
+}
+
+/// One request in flight.
+struct Waiting {
+    sent_at: tokio::time::Instant,
+    sent_wall: SystemTime,
+    reply: oneshot::Receiver<Reply>,
+}
+
+/// One ICMP socket, the requests in flight on it, keyed by sequence number.
+#[derive(Debug)]
+struct EchoSocket {
+    fd: UdpSocket,
+    v6: bool,
+    /// Raw socket: we pick the identifier, see IP headers (v4) and errors.
+    raw: bool,
+    ident: u16,
+    state: Mutex<InFlight>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct InFlight {
+    next_seq: u16,
+    pending: HashMap<u16, (IpAddr, oneshot::Sender<Reply>)>,
+}
+
+impl EchoSocket {
+    fn open(v6: bool) -> Result<Arc<EchoSocket>, String> {
+        let (family, proto) =
+            if v6 { (AddressFamily::Inet6, SockProtocol::IcmpV6) } else { (AddressFamily::Inet, SockProtocol::Icmp) };
+        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+        let (fd, raw) = match socket::socket(family, SockType::Datagram, flags, proto) {
+            Ok(fd) => (fd, false),
+            Err(dgram) => match socket::socket(family, SockType::Raw, flags, proto) {
+                Ok(fd) => (fd, true),
+                Err(raw) => {
+                    return Err(format!(
+                        "cannot open an ICMP socket: unprivileged ({dgram}; allow the agent's group in \
+                         net.ipv4.ping_group_range) or raw ({raw}; grant CAP_NET_RAW)"
+                    ))
+                }
+            },
+        };
+        socket::setsockopt(&fd, sockopt::ReceiveTimestampns, &true).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
+        // tokio's UdpSocket is a readiness wrapper for any datagram-like
+        // descriptor; only its readiness and `try_io` are used here.
+        let fd = UdpSocket::from_std(std::net::UdpSocket::from(fd))
+            .map_err(|e| format!("registering the ICMP socket: {e}"))?;
+        let socket = Arc::new(EchoSocket {
+            fd,
+            v6,
+            raw,
+            ident: fastrand::u16(..),
+            state: Mutex::new(InFlight { next_seq: fastrand::u16(..), pending: HashMap::new() }),
+            stop: tokio_util::sync::CancellationToken::new(),
+        });
+        let receiver = Arc::clone(&socket);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = receiver.stop.cancelled() => {}
+                e = receiver.receive_loop() => tracing::error!(error = %e, "ICMP receive loop ended"),
+            }
+        });
+        Ok(socket)
+    }
+
+    /// Sends one echo request to `ip`; the reply arrives on the returned
+    /// receiver (dropped unanswered when it times out).
+    fn send(&self, ip: IpAddr) -> std::io::Result<Waiting> {
+        let (tx, rx) = oneshot::channel();
+        let seq = {
+            let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut seq = state.next_seq;
+            while state.pending.contains_key(&seq) {
+                seq = seq.wrapping_add(1);
+            }
+            state.next_seq = seq.wrapping_add(1);
+            state.pending.insert(seq, (ip, tx));
+            seq
+        };
+        let packet = echo_request(self.v6, self.ident, seq);
+        let addr = socket::SockaddrStorage::from(SocketAddr::new(ip, 0));
+        let sent_wall = SystemTime::now();
+        let sent_at = tokio::time::Instant::now();
+        if let Err(e) = socket::sendto(self.fd.as_raw_fd(), &packet, &addr, MsgFlags::empty()) {
+            self.take(seq);
+            return Err(e.into());
+        }
+        Ok(Waiting { sent_at, sent_wall, reply: rx })
+    }
+
+    fn take(&self, seq: u16) -> Option<(IpAddr, oneshot::Sender<Reply>)> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pending.remove(&seq)
+    }
+
+    /// Reads every datagram, matching replies to requests, until the socket fails.
+    async fn receive_loop(&self) -> std::io::Error {
+        let mut buf = [0u8; 1500];
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        loop {
+            if let Err(e) = self.fd.readable().await {
+                return e;
+            }
+            let got = self.fd.try_io(Interest::READABLE, || {
+                let mut iov = [IoSliceMut::new(&mut buf)];
+                let msg = socket::recvmsg::<socket::SockaddrStorage>(
+                    self.fd.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::empty(),
+                )?;
+                let rx = msg.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|m| match m {
+                        ControlMessageOwned::ScmTimestampns(ts) => Some(
+                            SystemTime::UNIX_EPOCH
+                                + Duration::new(
+                                    ts.tv_sec().try_into().unwrap_or(0),
+                                    ts.tv_nsec().try_into().unwrap_or(0),
+                                ),
+                        ),
+                        _ => None,
+                    })
+                });
+                let from = msg.address.and_then(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+                    (Some(v4), _) => Some(IpAddr::V4(v4.ip())),
+                    (_, Some(v6)) => Some(IpAddr::V6(v6.ip())),
+                    _ => None,
+                });
+                Ok((msg.bytes, rx.unwrap_or_else(SystemTime::now), from))
+            });
+            match got {
+                Ok((len, rx, from)) => self.dispatch(&buf[..len], rx, from),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(e) => tracing::debug!(error = %e, "ICMP recvmsg"),
+            }
+        }
+    }
+
+    /// Hands one received datagram to the request it answers, if any.
+    fn dispatch(&self, datagram: &[u8], rx: SystemTime, from: Option<IpAddr>) {
+        let Some(parsed) = parse(datagram, self.v6, self.raw) else { return };
+        if self.raw && parsed.ident != self.ident {
+            return;
+        }
+        let Some((ip, tx)) = self.take(parsed.seq) else { return };
+        let reply = match parsed.error {
+            None if from == Some(ip) => Reply::Echo(rx),
+            None => {
+                // Same sequence number from another host: not ours.
+                self.state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pending
+                    .insert(parsed.seq, (ip, tx));
+                return;
+            }
+            Some(why) => Reply::Unreachable(format!("{why} from {}", from.map_or("?".into(), |f| f.to_string()))),
+        };
+        let _ = tx.send(reply);
+    }
+}
+
+/// An echo request: type, code 0, checksum, identifier, sequence number
+/// (RFC 792 / RFC 4443 §4.1) and [`PAYLOAD_BYTES`] of payload. The ICMPv6
+/// checksum is left to the kernel (it needs the IPv6 pseudo-header).
+fn echo_request(v6: bool, ident: u16, seq: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 8 + PAYLOAD_BYTES];
+    p[0] = if v6 { 128 } else { 8 };
+    p[4..6].copy_from_slice(&ident.to_be_bytes());
+    p[6..8].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in p[8..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    if !v6 {
+        let sum = checksum(&p);
+        p[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    p
+}
+
+/// The Internet checksum (RFC 1071).
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A received ICMP message that may concern one of our requests.
+#[derive(Debug, PartialEq)]
+struct Parsed {
+    ident: u16,
+    seq: u16,
+    /// `None` for an echo reply; the ICMP error otherwise.
+    error: Option<&'static str>,
+}
+
+/// Parses an echo reply, or an ICMP error quoting an echo request. A raw
+/// IPv4 socket delivers the IP header first; ICMPv6 and ping sockets do not.
+fn parse(datagram: &[u8], v6: bool, raw: bool) -> Option<Parsed> {
+    let icmp = if raw && !v6 { datagram.get(usize::from(datagram.first()? & 0x0f) * 4..)? } else { datagram };
+    let ids =
+        |m: &[u8]| Some((u16::from_be_bytes([*m.get(4)?, *m.get(5)?]), u16::from_be_bytes([*m.get(6)?, *m.get(7)?])));
+    let (echo_reply, request, unreachable, time_exceeded) = if v6 { (129, 128, 1, 3) } else { (0, 8, 3, 11) };
+    let kind = *icmp.first()?;
+    if kind == echo_reply {
+        let (ident, seq) = ids(icmp)?;
+        return Some(Parsed { ident, seq, error: None });
+    }
+    let error = if kind == unreachable {
+        "destination unreachable"
+    } else if kind == time_exceeded {
+        "time exceeded"
+    } else {
+        return None;
+    };
+    // The error quotes the offending IP header and the first 8 bytes of our request.
+    let quoted = icmp.get(8..)?;
+    let inner = if v6 { quoted.get(40..)? } else { quoted.get(usize::from(quoted.first()? & 0x0f) * 4..)? };
+    if *inner.first()? != request {
+        return None;
+    }
+    let (ident, seq) = ids(inner)?;
+    Some(Parsed { ident, seq, error: Some(error) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_of_request_verifies_to_zero() {
+        let p = echo_request(false, 0x1234, 7);
+        assert_eq!(checksum(&p), 0);
+        assert_eq!((p[0], &p[4..8]), (8, &[0x12, 0x34, 0, 7][..]));
+    }
+
+    #[test]
+    fn parses_replies_and_quoted_errors() {
+        let mut reply = echo_request(false, 9, 42);
+        reply[0] = 0;
+        assert_eq!(parse(&reply, false, false), Some(Parsed { ident: 9, seq: 42, error: None }));
+        let mut ip = vec![0x45u8];
+        ip.resize(20, 0);
+        let with_header = [ip.clone(), reply].concat();
+        assert_eq!(parse(&with_header, false, true), Some(Parsed { ident: 9, seq: 42, error: None }));
+        let error = [ip.clone(), vec![3, 1, 0, 0, 0, 0, 0, 0], ip, echo_request(false, 9, 43)[..8].to_vec()].concat();
+        assert_eq!(
+            parse(&error, false, true),
+            Some(Parsed { ident: 9, seq: 43, error: Some("destination unreachable") })
+        );
+        assert_eq!(parse(&echo_request(true, 1, 2), true, true), None, "our own request is not a reply");
+    }
+
+    #[test]
+    fn statistics_match_ping_definitions() {
+        let mut out = run_shell(4);
+        fill_stats(&mut out, &[1.0, 3.0, 2.0]);
+        assert_eq!((out.received, out.loss_pct), (3, 25.0));
+        assert_eq!(
+            (out.rtt_min_ms, out.rtt_max_ms, out.rtt_avg_ms, out.rtt_median_ms),
+            (Some(1.0), Some(3.0), Some(2.0), Some(2.0))
+        );
+        let stddev = out.rtt_stddev_ms.expect("stddev");
+        assert!((stddev - (2.0f64 / 3.0).sqrt()).abs() < 1e-12, "{stddev}");
+        assert_eq!(out.jitter_ms, Some(1.5), "(|3-1| + |2-3|) / 2");
+    }
+
+    fn run_shell(sent: u32) -> Icmp {
+        Icmp {
+            target: "t".into(),
+            resolved_ip: None,
+            sent,
+            received: 0,
+            loss_pct: 0.0,
+            rtt_min_ms: None,
+            rtt_avg_ms: None,
+            rtt_median_ms: None,
+            rtt_max_ms: None,
+            rtt_stddev_ms: None,
+            jitter_ms: None,
+            error: None,
+        }
+    }
 }

@@ -11,6 +11,14 @@ use std::time::Duration;
 
 use netprobe_wire::{Body, ProbeType};
 
+/// What probe runs share: the ICMP sockets. Create it inside the runtime
+/// that runs the probes.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// ICMP sockets and their receive tasks.
+    pub pinger: icmp::Pinger,
+}
+
 /// One configured target of any probe type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
@@ -61,9 +69,9 @@ impl Target {
     }
 
     /// Runs one measurement.
-    pub async fn run(&self) -> Body {
+    pub async fn run(&self, ctx: &Context) -> Body {
         match self {
-            Target::Icmp(t) => Body::Icmp(icmp::run(t).await),
+            Target::Icmp(t) => Body::Icmp(icmp::run(t, &ctx.pinger).await),
             Target::Dns(t) => Body::Dns(dns::run(t).await),
             Target::Http(t) => Body::Http(http::run(t).await),
         }

@@ -1,0 +1,4 @@
+//! Helpers shared by the agent tests.
+#![allow(dead_code)]
+
+pub mod netns;

@@ -1,0 +1,98 @@
+//! ICMP probe against real targets: loopback, and a network namespace
+//! behind a veth pair where nftables drops 10 % of echo requests; RTTs
+//! compared with iputils `ping` on the same path in the same test.
+
+mod common;
+
+use std::time::Duration;
+
+use common::netns::{sh, Netns};
+use netprobe_agent::probe::icmp::{run, Pinger, Target};
+use netprobe_wire::ErrorClass;
+
+fn target(addr: &str, count: u32, packet_interval: Duration) -> Target {
+    Target {
+        target: addr.into(),
+        interval: Duration::from_secs(3600),
+        count,
+        packet_interval,
+        timeout: Duration::from_secs(1),
+    }
+}
+
+/// Median of the per-reply `time=` values `ping` prints.
+fn ping_median_ms(addr: &str, count: u32) -> f64 {
+    let out = sh("ping", &["-n", "-c", &count.to_string(), "-i", "0.01", "-W", "1", addr]);
+    let mut rtts: Vec<f64> = out
+        .lines()
+        .filter_map(|l| l.split("time=").nth(1))
+        .filter_map(|t| t.trim_end_matches(" ms").parse().ok())
+        .collect();
+    assert!(rtts.len() as u32 > count / 2, "ping got too few replies:\n{out}");
+    rtts.sort_by(f64::total_cmp);
+    rtts[rtts.len() / 2]
+}
+
+#[tokio::test]
+async fn loopback_answers_every_request() {
+    let pinger = Pinger::new();
+    let r = run(&target("127.0.0.1", 5, Duration::from_millis(20)), &pinger).await;
+    assert_eq!((r.sent, r.received, r.loss_pct), (5, 5, 0.0), "{r:?}");
+    assert!(r.error.is_none(), "{r:?}");
+    let (min, max) = (r.rtt_min_ms.expect("min"), r.rtt_max_ms.expect("max"));
+    assert!(min > 0.0 && min <= max && max < 1000.0, "{r:?}");
+    assert!(r.jitter_ms.is_some() && r.rtt_stddev_ms.is_some(), "{r:?}");
+
+    let v6 = run(&target("::1", 3, Duration::from_millis(20)), &pinger).await;
+    assert_eq!((v6.sent, v6.received), (3, 3), "{v6:?}");
+
+    let named = run(&target("localhost", 2, Duration::from_millis(20)), &pinger).await;
+    assert_eq!(named.received, 2, "{named:?}");
+    assert!(named.resolved_ip.expect("resolved").is_loopback(), "{named:?}");
+}
+
+#[tokio::test]
+async fn unresolvable_name_is_an_error_not_a_panic() {
+    let pinger = Pinger::new();
+    let r = run(&target("no-such-host.invalid", 2, Duration::from_millis(20)), &pinger).await;
+    assert_eq!(r.error.as_ref().map(|e| e.class), Some(ErrorClass::DnsFailure), "{r:?}");
+    assert_eq!((r.sent, r.resolved_ip), (0, None));
+}
+
+#[tokio::test]
+async fn loss_and_rtt_through_a_lossy_veth_match_ping() {
+    let ns = Netns::new("icmp", 201);
+    let peer = ns.peer_ip.to_string();
+    let pinger = Pinger::new();
+
+    // Clean path first: RTT median against ping's, same path, same test.
+    let clean = run(&target(&peer, 200, Duration::from_millis(5)), &pinger).await;
+    assert_eq!(clean.received, 200, "{clean:?}");
+    let ours = clean.rtt_median_ms.expect("median");
+    let theirs = ping_median_ms(&peer, 200);
+    let tolerance = (theirs * 0.2).max(0.1);
+    assert!(
+        (ours - theirs).abs() <= tolerance,
+        "median RTT {ours:.4} ms vs ping {theirs:.4} ms (tolerance {tolerance:.4})"
+    );
+
+    // 10 % of echo requests dropped at random in the namespace.
+    ns.nft(
+        "table inet netprobe_test {\n chain input {\n  type filter hook input priority 0;\n  \
+         icmp type echo-request numgen random mod 10 0 drop\n }\n}\n",
+    );
+    let lossy = run(&target(&peer, 1000, Duration::from_millis(2)), &pinger).await;
+    assert_eq!(lossy.sent, 1000);
+    assert!((lossy.loss_pct - 10.0).abs() <= 3.0, "loss {} % over 1000 (expected 10 +- 3)", lossy.loss_pct);
+    assert!(lossy.error.is_none(), "partial loss is a measurement, not an error: {lossy:?}");
+
+    // Every request dropped: a timeout, with no RTT statistics.
+    ns.nft("flush ruleset\ntable inet netprobe_test {\n chain input {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n }\n}\n");
+    let mut silent = target(&peer, 2, Duration::from_millis(20));
+    silent.timeout = Duration::from_millis(300);
+    let r = run(&silent, &pinger).await;
+    assert_eq!((r.sent, r.received, r.loss_pct), (2, 0, 100.0), "{r:?}");
+    assert_eq!(r.error.as_ref().map(|e| e.class), Some(ErrorClass::Timeout), "{r:?}");
+    assert!(r.rtt_median_ms.is_none() && r.jitter_ms.is_none());
+    eprintln!("clean median {ours:.4} ms (ping {theirs:.4} ms); lossy loss {} %", lossy.loss_pct);
+}
