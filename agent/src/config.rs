@@ -43,10 +43,15 @@ pub struct AgentSettings {
     pub probe_id: String,
     /// Human location, e.g. `Frankfurt, DE`.
     pub location: String,
-    /// Directory of the on-disk spool (used once the spool exists).
+    /// Directory of the on-disk spool that keeps measurements while Kafka
+    /// is unreachable. Without it such measurements are lost (and counted).
     #[serde(default)]
     pub spool_dir: Option<PathBuf>,
-    /// Prometheus self-metrics listener (used once metrics exist).
+    /// Bound of the spool in bytes; beyond it the oldest messages are
+    /// dropped and counted. Default 256 MiB.
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
+    /// Prometheus self-metrics listener, e.g. `127.0.0.1:9464`.
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// How often `probe.health` is published. Default 30 s.
@@ -55,6 +60,10 @@ pub struct AgentSettings {
     /// How often the registry record is re-published. Default 10 min.
     #[serde(default = "default_registry", with = "humantime_serde")]
     pub registry_interval: Duration,
+}
+
+fn default_spool_max_bytes() -> u64 {
+    crate::spool::DEFAULT_MAX_BYTES
 }
 
 fn default_heartbeat() -> Duration {

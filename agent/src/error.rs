@@ -17,6 +17,9 @@ pub enum Error {
     /// The `[kafka]` settings are unusable (password file, ...).
     #[error(transparent)]
     Wire(#[from] netprobe_wire::Error),
+    /// The spool directory cannot be opened.
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
     /// librdkafka refused to create the producer.
     #[error("Kafka producer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),

@@ -1,5 +1,6 @@
-//! netprobe-agent library: config, publisher, registry record and
-//! heartbeats. Probes, the scheduler and the disk spool come with issue #3.
+//! netprobe-agent library: config, probes (one module per type), the
+//! scheduler, the durable publisher (Kafka + on-disk spool), the registry
+//! record and heartbeats.
 #![deny(missing_docs)]
 
 pub mod config;
@@ -7,49 +8,137 @@ mod error;
 pub mod probe;
 pub mod publisher;
 pub mod registry;
+pub mod scheduler;
+pub mod spool;
+pub mod stats;
 
+use std::sync::Arc;
+
+use netprobe_wire::{Message, ProbeType};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::Error;
 
-/// How long a shutdown may wait for queued messages.
+/// How long a shutdown may wait for Kafka before spooling the rest.
 pub const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Publishes the registry record at start and every `registry_interval`,
-/// and a heartbeat every `heartbeat_interval`, until `cancel` fires; then
-/// flushes the producer (bounded by [`SHUTDOWN_FLUSH`]).
+/// Runs the agent until `cancel` fires:
+///
+/// - the scheduler runs `config`'s targets (limited to `only` when not
+///   empty) and every result is published;
+/// - the registry record at start and every `registry_interval`, a
+///   heartbeat every `heartbeat_interval`;
+/// - each config received on `reloads` replaces the targets (SIGHUP);
+/// - `on_ready` once Kafka answered a metadata request; `watchdog` from
+///   the main loop (at least every second);
+/// - at the end: in-flight runs stop, queued messages get
+///   [`SHUTDOWN_FLUSH`] to reach Kafka, the rest is spooled.
 ///
 /// # Errors
-/// A setup failure; once running, delivery failures are logged and counted.
-pub async fn run(config: Config, cancel: CancellationToken, on_ready: impl FnOnce()) -> Result<(), Error> {
-    let publisher = publisher::Publisher::new(&config.kafka)?;
+/// A setup failure (spool directory, Kafka settings); once running,
+/// failures are logged, counted and spooled.
+pub async fn run(
+    config: Config,
+    only: Vec<ProbeType>,
+    mut reloads: mpsc::UnboundedReceiver<Config>,
+    cancel: CancellationToken,
+    on_ready: impl FnOnce() + Send + 'static,
+    mut watchdog: impl FnMut(),
+) -> Result<(), Error> {
+    let spool = match &config.agent.spool_dir {
+        Some(dir) => Some(spool::Spool::open(dir, config.agent.spool_max_bytes)?),
+        None => {
+            tracing::warn!("no [agent] spool_dir: measurements Kafka does not take are lost");
+            None
+        }
+    };
+    let publisher = publisher::Publisher::new(&config.kafka, spool)?;
     let identity = registry::Identity::discover(
         &config.agent.probe_id,
         &config.agent.location,
         config.kafka.brokers.first().map(String::as_str),
     );
-    tracing::info!(probe_id = %identity.probe_id, ip = ?identity.ip, "agent running (registry and heartbeats; no probes yet)");
+    let drain = tokio::spawn(publisher.clone().drain(cancel.child_token()));
+    tokio::spawn(notify_ready(publisher.clone(), cancel.child_token(), on_ready));
+
+    let stats = Arc::new(stats::RunStats::default());
+    let (results, mut inbox) = mpsc::channel::<Message>(4096);
+    let mut scheduler = scheduler::Scheduler::new(
+        identity.probe_id.clone(),
+        identity.location.clone(),
+        results,
+        Arc::clone(&stats),
+        scheduler::Limits::default(),
+    );
+    let targets = config.targets(&only);
+    let available = available_types(&targets);
+    scheduler.apply(targets);
+    tracing::info!(probe_id = %identity.probe_id, targets = scheduler.len(), "agent running");
+
     let mut registry = tokio::time::interval(config.agent.registry_interval);
     let mut heartbeat = tokio::time::interval(config.agent.heartbeat_interval);
-    let mut ready = Some(on_ready);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut available = available;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = registry.tick() => {
-                if publisher.publish(&identity.registry(Vec::new())).await {
-                    if let Some(f) = ready.take() {
-                        f();
-                    }
-                }
+            Some(msg) = inbox.recv() => publisher.publish(&msg),
+            Some(new) = reloads.recv() => {
+                let targets = new.targets(&only);
+                available = available_types(&targets);
+                let (started, stopped) = scheduler.apply(targets);
+                tracing::info!(started, stopped, targets = scheduler.len(), "config reloaded");
+                publisher.publish(&identity.registry(available.clone()));
             }
+            _ = registry.tick() => publisher.publish(&identity.registry(available.clone())),
             _ = heartbeat.tick() => {
-                let counters = registry::Counters { spool_dropped_messages: publisher.lost_messages(), ..Default::default() };
-                publisher.publish(&identity.health(&counters, publisher.kafka_connected())).await;
+                let (runs_last_hour, failures_last_hour, last_successful_run) = stats.snapshot();
+                let counters = registry::Counters {
+                    last_successful_run,
+                    failures_last_hour,
+                    runs_last_hour,
+                    spool_messages: publisher.spool_messages(),
+                    spool_dropped_messages: publisher.dropped_messages(),
+                };
+                publisher.publish(&identity.health(&counters, publisher.kafka_connected()));
             }
+            _ = tick.tick() => watchdog(),
         }
     }
-    publisher.flush(SHUTDOWN_FLUSH);
-    tracing::info!("agent stopped");
+    scheduler.stop();
+    // Results of runs that finished before the stop are still published.
+    while let Ok(msg) = inbox.try_recv() {
+        publisher.publish(&msg);
+    }
+    let _ = drain.await;
+    let flushing = publisher.clone();
+    let _ = tokio::task::spawn_blocking(move || flushing.shutdown(SHUTDOWN_FLUSH)).await;
+    tracing::info!(spooled = publisher.spool_messages(), "agent stopped");
     Ok(())
+}
+
+/// Calls `on_ready` once Kafka answers a metadata request (retrying every
+/// 2 s until `cancel`).
+async fn notify_ready(publisher: publisher::Publisher, cancel: CancellationToken, on_ready: impl FnOnce()) {
+    loop {
+        let p = publisher.clone();
+        if let Ok(true) = tokio::task::spawn_blocking(move || p.check_connection()).await {
+            on_ready();
+            return;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// The probe types among `targets`, for the registry record.
+fn available_types(targets: &[probe::Target]) -> Vec<ProbeType> {
+    let mut types: Vec<ProbeType> = targets.iter().map(probe::Target::probe_type).collect();
+    types.sort_by_key(|t| t.as_str());
+    types.dedup();
+    types
 }

@@ -1,29 +1,52 @@
 //! Publishes wire messages to Kafka with an idempotent producer (acks=all,
-//! lz4, a few ms of linger), key `probe_id/target`.
+//! lz4, 5 ms linger), key `probe_id/target`, and keeps what Kafka does not
+//! take in the on-disk [`Spool`] (DESIGN.md "Delivery guarantees").
 //!
-//! Not yet durable: a message whose delivery fails is logged and counted as
-//! lost. The on-disk spool of DESIGN.md ("Delivery guarantees") comes with
-//! the probes (issue #3).
+//! - A message whose delivery fails (broker down, network cut, message
+//!   timeout, queue full, purge at shutdown) is appended to the spool from
+//!   librdkafka's delivery callback.
+//! - While the broker is known to be down (all brokers down, or the last
+//!   delivery failed) new messages go straight to the spool, so none waits
+//!   in librdkafka's memory, where a `kill -9` would lose it.
+//! - [`Publisher::drain`] re-sends the spool oldest first in batches and
+//!   acknowledges only the delivered prefix, so nothing spooled is lost;
+//!   some may arrive twice (at-least-once; points are idempotent).
+//! - The spool is fsynced every [`SYNC_INTERVAL`]; a `kill -9` loses
+//!   nothing the kernel already has, a power cut at most that interval.
+//!
+//! Without a `spool_dir` undeliverable messages are counted as dropped.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use netprobe_wire::{KafkaSettings, Message, Topic};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
+use rdkafka::ClientContext;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
+use crate::spool::{Record, Spool};
 use crate::Error;
 
-/// How long one message may wait for delivery (librdkafka `message.timeout.ms`).
-pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one message may wait in librdkafka (`message.timeout.ms`)
+/// before it is handed to the spool.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the spool is fsynced and checked for messages to re-send.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
+/// While the broker is down, how often one spooled message is tried.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// Spooled messages re-sent per round.
+const DRAIN_BATCH: usize = 1000;
 
-/// The agent's Kafka producer.
+/// The agent's Kafka producer and spool.
 #[derive(Clone)]
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: ThreadedProducer<Delivery>,
     prefix: String,
-    connected: Arc<AtomicBool>,
-    lost: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -32,71 +55,255 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
+/// State shared with librdkafka's callbacks.
+#[derive(Debug)]
+struct Shared {
+    spool: Option<Mutex<Spool>>,
+    connected: AtomicBool,
+    /// Messages lost without a spool (or when the spool fails).
+    lost: AtomicU64,
+}
+
+impl Shared {
+    fn spool(&self) -> Option<MutexGuard<'_, Spool>> {
+        self.spool.as_ref().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Keeps a message Kafka did not take: spool, or count it lost.
+    fn keep(&self, topic: &str, key: &[u8], payload: &[u8], why: &dyn std::fmt::Display) {
+        let record = Record {
+            topic: topic.to_owned(),
+            key: String::from_utf8_lossy(key).into_owned(),
+            payload: payload.to_vec(),
+        };
+        let spooled = match self.spool() {
+            Some(mut spool) => spool.push(&record).map_err(|e| e.to_string()),
+            None => Err("no spool_dir configured".to_owned()),
+        };
+        match spooled {
+            Ok(()) => {
+                metrics::counter!("netprobe_agent_spooled_messages_total").increment(1);
+                tracing::debug!(topic, key = record.key, reason = %why, "message spooled");
+            }
+            Err(e) => {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("netprobe_agent_lost_messages_total").increment(1);
+                tracing::error!(topic, key = record.key, reason = %why, error = e, "message lost");
+            }
+        }
+    }
+}
+
+/// What a produced message carries to its delivery callback.
+#[derive(Debug)]
+enum Opaque {
+    /// A new measurement, produced at this instant.
+    Live(Instant),
+    /// A spooled message being re-sent; the drain waits for the outcome.
+    Resend(oneshot::Sender<bool>),
+}
+
+/// librdkafka callbacks: delivery reports and client errors.
+#[derive(Debug)]
+struct Delivery(Arc<Shared>);
+
+impl ClientContext for Delivery {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.0.connected.store(false, Ordering::Relaxed);
+        }
+        tracing::warn!(%error, reason, "Kafka client error");
+    }
+}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = Box<Opaque>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<Opaque>) {
+        let ok = result.is_ok();
+        if ok {
+            self.0.connected.store(true, Ordering::Relaxed);
+        }
+        match (*opaque, result) {
+            (Opaque::Live(at), Ok(_)) => {
+                metrics::histogram!("netprobe_agent_delivery_seconds").record(at.elapsed().as_secs_f64());
+            }
+            (Opaque::Live(_), Err((e, m))) => {
+                self.0.connected.store(false, Ordering::Relaxed);
+                self.0.keep(m.topic(), m.key().unwrap_or_default(), m.payload().unwrap_or_default(), e);
+            }
+            (Opaque::Resend(done), _) => {
+                let _ = done.send(ok);
+            }
+        }
+    }
+}
+
 impl Publisher {
-    /// A producer for `settings` (the `agent` principal).
+    /// A producer for `settings` (the `agent` principal) and, with
+    /// `spool`, the spool that keeps what Kafka does not take.
     ///
     /// # Errors
     /// [`Error::Wire`] for unusable settings, [`Error::Kafka`] when librdkafka
     /// refuses the configuration.
-    pub fn new(settings: &KafkaSettings) -> Result<Self, Error> {
-        let producer: FutureProducer = settings
+    pub fn new(settings: &KafkaSettings, spool: Option<Spool>) -> Result<Self, Error> {
+        let shared = Arc::new(Shared {
+            spool: spool.map(Mutex::new),
+            connected: AtomicBool::new(true),
+            lost: AtomicU64::new(0),
+        });
+        let producer = settings
             .client_config()?
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
             .set("message.timeout.ms", MESSAGE_TIMEOUT.as_millis().to_string())
-            .create()?;
-        Ok(Publisher {
-            producer,
-            prefix: settings.topic_prefix.clone(),
-            connected: Arc::new(AtomicBool::new(false)),
-            lost: Arc::new(AtomicU64::new(0)),
-        })
+            .create_with_context(Delivery(Arc::clone(&shared)))?;
+        Ok(Publisher { producer, prefix: settings.topic_prefix.clone(), shared })
     }
 
-    /// Sends one message and waits for Kafka's acknowledgement. A failure is
-    /// logged and counted; it returns `false`.
-    pub async fn publish(&self, msg: &Message) -> bool {
+    /// Queues one message for Kafka, or spools it while the broker is
+    /// down. Never blocks on the network; the outcome arrives through the
+    /// delivery callback.
+    pub fn publish(&self, msg: &Message) {
         let topic = Topic::for_probe_type(msg.probe_type()).name(&self.prefix);
         let key = msg.key();
         let payload = match msg.encode() {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(error = %e, %topic, "message not publishable");
-                self.lost.fetch_add(1, Ordering::Relaxed);
-                return false;
+                // A NaN cannot be carried by JSON; this is a bug in a probe.
+                self.shared.lost.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, %topic, key, "message not encodable; dropped");
+                return;
             }
         };
-        match self.producer.send(FutureRecord::to(&topic).key(&key).payload(&payload), MESSAGE_TIMEOUT).await {
-            Ok(d) => {
-                self.connected.store(true, Ordering::Relaxed);
-                tracing::debug!(%topic, key, partition = d.partition, offset = d.offset, "published");
-                true
-            }
-            Err((e, _)) => {
-                self.connected.store(false, Ordering::Relaxed);
-                self.lost.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%topic, key, error = %e, "delivery failed; message lost (no spool yet)");
+        if !self.kafka_connected() && self.shared.spool.is_some() {
+            self.shared.keep(&topic, key.as_bytes(), &payload, &"broker down");
+            return;
+        }
+        let record = BaseRecord::with_opaque_to(&topic, Box::new(Opaque::Live(Instant::now())))
+            .key(&key)
+            .payload(&payload);
+        if let Err((e, record)) = self.producer.send(record) {
+            self.shared.keep(&topic, key.as_bytes(), record.payload.unwrap_or_default(), &e);
+        }
+    }
+
+    /// Whether the broker took the last message (or has not failed yet).
+    pub fn kafka_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    /// Asks the brokers for metadata (blocking, up to 10 s): whether Kafka
+    /// answers with these credentials.
+    pub fn check_connection(&self) -> bool {
+        match self.producer.client().fetch_metadata(None, Duration::from_secs(10)) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "Kafka connection check failed");
                 false
             }
         }
     }
 
-    /// Whether the last delivery succeeded.
-    pub fn kafka_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+    /// Messages waiting in the spool.
+    pub fn spool_messages(&self) -> u64 {
+        self.shared.spool().map_or(0, |s| s.len())
     }
 
-    /// Messages lost since start.
-    pub fn lost_messages(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
+    /// Messages lost since start: dropped by the spool bound, found
+    /// corrupt in the spool, or undeliverable without a spool.
+    pub fn dropped_messages(&self) -> u64 {
+        self.shared.lost.load(Ordering::Relaxed) + self.shared.spool().map_or(0, |s| s.dropped())
     }
 
-    /// Waits up to `timeout` for queued messages to be delivered.
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
-            tracing::warn!(error = %e, "producer flush incomplete at shutdown");
+    /// Until `cancel`: fsyncs the spool every [`SYNC_INTERVAL`] and re-sends
+    /// spooled messages in order while the broker is up, trying one every
+    /// [`PROBE_INTERVAL`] while it is down.
+    pub async fn drain(self, cancel: CancellationToken) {
+        if self.shared.spool.is_none() {
+            return;
         }
+        let mut last_try = Instant::now() - PROBE_INTERVAL;
+        loop {
+            self.sync();
+            let waiting = self.spool_messages();
+            metrics::gauge!("netprobe_agent_spool_messages").set(waiting as f64);
+            let up = self.kafka_connected();
+            let resent = if waiting > 0 && (up || last_try.elapsed() >= PROBE_INTERVAL) {
+                last_try = Instant::now();
+                self.resend(if up { DRAIN_BATCH } else { 1 }).await
+            } else {
+                0
+            };
+            if resent < DRAIN_BATCH {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(SYNC_INTERVAL) => {}
+                }
+            } else if cancel.is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    /// Re-sends up to `max` of the oldest spooled messages and acknowledges
+    /// the delivered prefix. Returns how many were acknowledged.
+    async fn resend(&self, max: usize) -> usize {
+        let batch = match self.shared.spool().map(|mut s| s.peek(max)) {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "reading the spool");
+                return 0;
+            }
+            None => return 0,
+        };
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for r in &batch {
+            let (done, outcome) = oneshot::channel();
+            let record =
+                BaseRecord::with_opaque_to(&r.topic, Box::new(Opaque::Resend(done))).key(&r.key).payload(&r.payload);
+            if self.producer.send(record).is_err() {
+                break; // queue full: the rest next round
+            }
+            outcomes.push(outcome);
+        }
+        let mut delivered = 0;
+        for outcome in outcomes {
+            match outcome.await {
+                Ok(true) => delivered += 1,
+                _ => break,
+            }
+        }
+        // Later messages of the batch may be in Kafka too; they are re-sent
+        // (duplicates, never gaps).
+        if delivered > 0 {
+            if let Some(Err(e)) = self.shared.spool().map(|mut s| s.ack(delivered)) {
+                tracing::error!(error = %e, "acknowledging re-sent spool messages");
+            }
+            self.shared.connected.store(true, Ordering::Relaxed);
+            tracing::info!(delivered, left = self.spool_messages(), "re-sent spooled messages");
+        }
+        delivered
+    }
+
+    fn sync(&self) {
+        if let Some(Err(e)) = self.shared.spool().map(|mut s| s.sync()) {
+            tracing::error!(error = %e, "fsync of the spool failed");
+        }
+    }
+
+    /// At shutdown: waits up to `timeout` for queued messages, spools what
+    /// is still queued or in flight, and fsyncs the spool.
+    pub fn shutdown(&self, timeout: Duration) {
+        if self.producer.flush(timeout).is_err() {
+            let queued = self.producer.in_flight_count();
+            tracing::warn!(queued, "Kafka did not take every message in time; spooling the rest");
+            self.producer.purge(PurgeConfig::default().queue().inflight());
+            // Serves the purge's delivery reports, which spool the messages.
+            let _ = self.producer.flush(Duration::from_secs(1));
+        }
+        self.sync();
     }
 }

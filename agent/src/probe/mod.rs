@@ -11,6 +11,17 @@ use std::time::Duration;
 
 use netprobe_wire::{Body, ProbeType};
 
+/// Whether a measurement counts as a successful run (heartbeat counters,
+/// `--health-check` exit status): no `error`, and for HTTP `success`.
+pub fn succeeded(body: &Body) -> bool {
+    match body {
+        Body::Icmp(m) => m.error.is_none(),
+        Body::Dns(m) => m.error.is_none(),
+        Body::Http(m) => m.success && m.error.is_none(),
+        _ => true,
+    }
+}
+
 /// What probe runs share: the ICMP sockets. Create it inside the runtime
 /// that runs the probes.
 #[derive(Debug, Default)]
