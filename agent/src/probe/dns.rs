@@ -138,7 +138,9 @@ impl Target {
 /// Sends one query and reports what came back (see the module doc for the
 /// transports, the timing and the error classes). Never fails: a failure is
 /// a measurement with `error` set; returns within [`Target::timeout`] (plus
-/// scheduling noise).
+/// scheduling noise). `record_type` is reported as its upper-case mnemonic;
+/// a target that fails [`Target::validate`] gives class `other` with the
+/// validation message.
 pub async fn run(target: &Target) -> Dns {
     let mut dns = Dns {
         resolver: target.resolver.to_string(),
@@ -429,7 +431,7 @@ mod tests {
         assert_eq!(rcode_mnemonic(ResponseCode::NXDomain), "NXDOMAIN");
         assert_eq!(rcode_mnemonic(ResponseCode::ServFail), "SERVFAIL");
         assert_eq!(rcode_mnemonic(ResponseCode::Refused), "REFUSED");
-        assert_eq!(rcode_mnemonic(ResponseCode::from(16)), "BADVERS");
+        assert_eq!(rcode_mnemonic(ResponseCode::BADSIG), "BADVERS");
         assert_eq!(rcode_mnemonic(ResponseCode::Unknown(12)), "12");
     }
 }
