@@ -1,10 +1,14 @@
-//! netprobe-agent binary: command line, config, logging, signals and
-//! systemd notification around [`netprobe_agent::run`].
+//! netprobe-agent binary: command line, config, logging, signals (SIGTERM,
+//! SIGHUP reload) and systemd notification around [`netprobe_agent::run`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
+use netprobe_agent::{probe, scheduler, Config};
+use netprobe_wire::ProbeType;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Probe agent: runs the configured probes and publishes each result to Kafka.
@@ -14,28 +18,34 @@ struct Args {
     /// Agent config (TOML, see DESIGN.md "Configuration").
     #[arg(long, value_name = "FILE", default_value = "/etc/netprobe/agent.toml")]
     config: PathBuf,
-    /// Run every configured probe once, print the wire JSON, exit 1 if any failed.
+    /// Run every configured probe once, print the wire JSON (one object per
+    /// line), exit 1 if any failed. Needs no Kafka.
     #[arg(long)]
     health_check: bool,
-    /// Limit to these probe types (comma-separated: icmp,dns,http,mtr,bgp).
-    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
-    only: Vec<String>,
+    /// Limit to these probe types (comma-separated: icmp,dns,http).
+    #[arg(long, value_delimiter = ',', value_name = "TYPES", value_parser = parse_probe_type)]
+    only: Vec<ProbeType>,
+}
+
+fn parse_probe_type(s: &str) -> Result<ProbeType, String> {
+    match s {
+        "icmp" => Ok(ProbeType::Icmp),
+        "dns" => Ok(ProbeType::Dns),
+        "http" => Ok(ProbeType::Http),
+        other => Err(format!("unknown probe type {other:?} (this agent runs icmp, dns, http)")),
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
-    let config = match netprobe_agent::Config::load(&args.config) {
+    let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             return ExitCode::from(2);
         }
     };
-    if args.health_check {
-        // No probe types exist yet, so there is nothing to run or print.
-        return ExitCode::SUCCESS;
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -43,35 +53,101 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let cancel = CancellationToken::new();
+    if args.health_check {
+        return runtime.block_on(health_check(&config, &args.only));
+    }
     let result = runtime.block_on(async {
-        tokio::spawn(stop_on_signal(cancel.clone()));
+        if let Some(addr) = config.agent.metrics_listen {
+            if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install() {
+                tracing::error!(%addr, error = %e, "cannot serve metrics");
+                return Err(ExitCode::from(1));
+            }
+        }
+        let cancel = CancellationToken::new();
+        let (reload_tx, reloads) = mpsc::unbounded_channel();
+        tokio::spawn(handle_signals(args.config.clone(), reload_tx, cancel.clone()));
         let on_ready = || {
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         };
-        netprobe_agent::run(config, cancel, on_ready).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        netprobe_agent::run(config, args.only, reloads, cancel, on_ready, watchdog()).await.map_err(|e| {
             tracing::error!(error = %e, "agent failed");
             ExitCode::from(1)
+        })
+    });
+    result.err().unwrap_or(ExitCode::SUCCESS)
+}
+
+/// `--health-check`: every target once; JSON lines on stdout; exit 1 when
+/// any run failed or did not finish.
+async fn health_check(config: &Config, only: &[ProbeType]) -> ExitCode {
+    let targets = config.targets(only);
+    let probe_id = netprobe_wire::ProbeId(config.agent.probe_id.clone());
+    let messages = scheduler::run_once(&targets, &probe_id, &config.agent.location).await;
+    let mut ok = messages.len() == targets.len();
+    for msg in &messages {
+        ok &= probe::succeeded(&msg.body);
+        match msg.encode() {
+            Ok(json) => println!("{}", String::from_utf8_lossy(&json)),
+            Err(e) => {
+                ok = false;
+                tracing::error!(error = %e, "result not encodable");
+            }
         }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
-async fn stop_on_signal(cancel: CancellationToken) {
+/// SIGTERM/SIGINT stop the agent; SIGHUP re-reads the config and sends it
+/// on `reloads` (a bad config is logged with file, line and key, and the
+/// running one kept).
+async fn handle_signals(path: PathBuf, reloads: mpsc::UnboundedSender<Config>, cancel: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&path, &reloads),
+        }
     }
+    tracing::info!("stopping: flushing to Kafka, spooling the rest");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     cancel.cancel();
+}
+
+fn reload(path: &Path, reloads: &mpsc::UnboundedSender<Config>) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+    match Config::load(path) {
+        Ok(config) => {
+            let _ = reloads.send(config);
+        }
+        Err(e) => tracing::error!(error = %e, "reload refused; keeping the running config"),
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// A closure that pings the systemd watchdog at half its interval, or does
+/// nothing outside systemd.
+fn watchdog() -> impl FnMut() {
+    let mut usec = 0u64;
+    let enabled = sd_notify::watchdog_enabled(false, &mut usec) && usec > 0;
+    let every = Duration::from_micros(usec / 2);
+    let mut last: Option<Instant> = None;
+    move || {
+        if enabled && last.is_none_or(|l| l.elapsed() >= every) {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            last = Some(Instant::now());
+        }
+    }
 }
 
 /// Structured logs to stderr (journald captures them under systemd, where
