@@ -186,7 +186,7 @@ impl Publisher {
             .key(&key)
             .payload(&payload);
         if let Err((e, record)) = self.producer.send(record) {
-            self.shared.keep(&topic, key.as_bytes(), record.payload.unwrap_or_default(), &e);
+            self.shared.keep(&topic, key.as_bytes(), record.payload.map_or(&[][..], Vec::as_slice), &e);
         }
     }
 

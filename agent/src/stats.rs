@@ -16,7 +16,7 @@ pub struct RunStats {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     /// `(minute since start, runs, failures)` per bucket.
     buckets: [(u64, u32, u32); BUCKETS],
@@ -25,7 +25,8 @@ struct Inner {
 
 impl Default for RunStats {
     fn default() -> Self {
-        RunStats { start: Instant::now(), inner: Mutex::default() }
+        let inner = Inner { buckets: [(0, 0, 0); BUCKETS], last_success: None };
+        RunStats { start: Instant::now(), inner: Mutex::new(inner) }
     }
 }
 

@@ -1,11 +1,18 @@
-//! Against the real local Kafka: the agent publishes its registry record
-//! and heartbeats with the `agent` principal, and they read back as valid
-//! wire messages. Needs `eval "$(scripts/stack env)"` (scripts/test does it).
+//! Against the real local Kafka: the agent probes real local targets
+//! (loopback ICMP, an in-process DNS server, an in-process HTTP server),
+//! publishes every result plus its registry record and heartbeats with the
+//! `agent` principal, and a reader decodes them back as wire messages. A
+//! SIGHUP-style reload swaps targets without stopping the others. Needs
+//! `eval "$(scripts/stack env)"` (scripts/test does it); fails without it.
 
+mod common;
+
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use netprobe_agent::config::{AgentSettings, Config};
-use netprobe_wire::{decode, Body, KafkaSettings, Message, Topic};
+use netprobe_agent::probe::{dns, http, icmp};
+use netprobe_wire::{decode, Body, KafkaSettings, Message, ProbeType, Timestamp, Topic};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -15,23 +22,17 @@ fn kafka(principal: &str) -> KafkaSettings {
     KafkaSettings::from_stack_env(principal).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publishes_registry_and_heartbeats() {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
-    let probe_id = format!("agent-test-{}-{nanos}", std::process::id());
-    let prefix = kafka("AGENT").topic_prefix;
-    let topics = [Topic::Registry.name(&prefix), Topic::Health.name(&prefix)];
-
-    // Start reading at the current end of both topics.
+/// A reader positioned at the current end of `topics`.
+fn reader_at_end(topics: &[String], group: &str) -> BaseConsumer {
     let reader: BaseConsumer = kafka("ADMIN")
         .client_config()
         .expect("config")
-        .set("group.id", format!("netprobe-test-{probe_id}"))
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
         .expect("reader");
     let mut tpl = TopicPartitionList::new();
-    for t in &topics {
+    for t in topics {
         let md = reader.fetch_metadata(Some(t), Duration::from_secs(30)).expect("metadata");
         for p in md.topics()[0].partitions() {
             let (_, high) = reader.fetch_watermarks(t, p.id(), Duration::from_secs(30)).expect("watermarks");
@@ -39,54 +40,126 @@ async fn publishes_registry_and_heartbeats() {
         }
     }
     reader.assign(&tpl).expect("assign");
+    reader
+}
 
+fn icmp_target(addr: &str) -> icmp::Target {
+    icmp::Target {
+        target: addr.into(),
+        interval: Duration::from_secs(1),
+        count: 3,
+        packet_interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(500),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let probe_id = format!("agent-test-{}-{nanos}", std::process::id());
+    let prefix = kafka("AGENT").topic_prefix;
+    let kinds = [Topic::Icmp, Topic::Dns, Topic::Http, Topic::Registry, Topic::Health];
+    let topics: Vec<String> = kinds.iter().map(|t| t.name(&prefix)).collect();
+    let reader = reader_at_end(&topics, &format!("netprobe-test-{probe_id}"));
+
+    let dns_server = common::targets::start_dns().await;
+    let http_addr = common::targets::start_http().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+    let dns_target = dns::Target {
+        resolver: dns_server.addr,
+        query_name: format!("www.{}", common::targets::ZONE),
+        record_type: "A".into(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        transport: dns::Transport::Udp,
+    };
     let config = Config {
         agent: AgentSettings {
             probe_id: probe_id.clone(),
             location: "Loopback, LO".into(),
-            spool_dir: None,
+            spool_dir: Some(spool.path().to_owned()),
+            spool_max_bytes: 1 << 20,
             metrics_listen: None,
             heartbeat_interval: Duration::from_millis(300),
             registry_interval: Duration::from_secs(600),
         },
         kafka: kafka("AGENT"),
-        icmp: Vec::new(),
-        dns: Vec::new(),
-        http: Vec::new(),
+        icmp: vec![icmp_target("127.0.0.1")],
+        dns: vec![dns_target],
+        http: vec![http::Target::new(format!("http://{http_addr}/"), Duration::from_secs(1))],
     };
     let cancel = CancellationToken::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let agent = tokio::spawn(netprobe_agent::run(config, cancel.clone(), move || {
-        let _ = ready_tx.send(());
-    }));
+    let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+    let agent = tokio::spawn(netprobe_agent::run(
+        config.clone(),
+        Vec::new(),
+        reloads,
+        cancel.clone(),
+        move || {
+            let _ = ready_tx.send(());
+        },
+        || {},
+    ));
     tokio::time::timeout(Duration::from_secs(30), ready_rx).await.expect("ready within 30 s").expect("ready");
 
-    let mut registry: Vec<Message> = Vec::new();
-    let mut health: Vec<Message> = Vec::new();
-    let start = Instant::now();
-    while registry.is_empty() || health.len() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(30), "got {} registry, {} health", registry.len(), health.len());
-        let Some(m) = reader.poll(Duration::from_millis(200)) else { continue };
-        let m = m.expect("read");
-        if m.key() != Some(probe_id.as_bytes()) {
-            continue;
+    let mut seen: HashMap<ProbeType, Vec<Message>> = HashMap::new();
+    let poll_until = |seen: &mut HashMap<ProbeType, Vec<Message>>, done: &dyn Fn(&HashMap<ProbeType, Vec<Message>>) -> bool| {
+        let start = Instant::now();
+        while !done(seen) {
+            let counts: Vec<_> = seen.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+            assert!(start.elapsed() < Duration::from_secs(40), "timed out; got {counts:?}");
+            let Some(m) = reader.poll(Duration::from_millis(200)) else { continue };
+            let m = m.expect("read");
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            if key != probe_id && !key.starts_with(&format!("{probe_id}/")) {
+                continue;
+            }
+            let msg = decode(m.payload().expect("payload")).expect("valid wire message");
+            assert_eq!(Topic::for_probe_type(msg.probe_type()).name(&prefix), m.topic(), "topic of {msg:?}");
+            assert_eq!(key, msg.key(), "key");
+            seen.entry(msg.probe_type()).or_default().push(msg);
         }
-        let msg = decode(m.payload().expect("payload")).expect("valid wire message");
-        match msg.body {
-            Body::Registry(_) => registry.push(msg),
-            Body::Health(_) => health.push(msg),
-            _ => panic!("unexpected {msg:?}"),
-        }
-    }
+    };
+    let all_kinds = |s: &HashMap<ProbeType, Vec<Message>>| {
+        [ProbeType::Icmp, ProbeType::Dns, ProbeType::Http, ProbeType::Health].iter().all(|k| s.get(k).is_some_and(|v| v.len() >= 2))
+            && s.contains_key(&ProbeType::Registry)
+    };
+    tokio::task::block_in_place(|| poll_until(&mut seen, &all_kinds));
+
+    let Body::Icmp(i) = &seen[&ProbeType::Icmp][0].body else { unreachable!() };
+    assert_eq!((i.sent, i.received, i.resolved_ip), (3, 3, Some("127.0.0.1".parse().expect("ip"))), "{i:?}");
+    let Body::Dns(d) = &seen[&ProbeType::Dns][0].body else { unreachable!() };
+    assert_eq!((d.rcode.as_deref(), d.answer_count), (Some("NOERROR"), 2), "{d:?}");
+    let mut answers = d.answers.clone();
+    answers.sort();
+    assert_eq!(answers, ["192.0.2.10", "192.0.2.11"]);
+    let Body::Http(h) = &seen[&ProbeType::Http][0].body else { unreachable!() };
+    assert_eq!((h.status_code, h.success), (Some(200), true), "{h:?}");
+    let Body::Registry(r) = &seen[&ProbeType::Registry][0].body else { unreachable!() };
+    assert_eq!(r.available_metrics, [ProbeType::Dns, ProbeType::Http, ProbeType::Icmp]);
+    assert_eq!(r.ip, Some("127.0.0.1".parse().expect("ip")), "source address towards the loopback broker");
+    let Body::Health(hb) = &seen[&ProbeType::Health].last().expect("health").body else { unreachable!() };
+    assert!(hb.kafka_connected && hb.runs_last_hour > 0, "{hb:?}");
+    assert_eq!((hb.spool_messages, hb.spool_dropped_messages), (0, 0));
+
+    // Reload: drop HTTP, add ICMP to ::1; the other targets keep running.
+    let mut reloaded = config.clone();
+    reloaded.http.clear();
+    reloaded.icmp.push(icmp_target("::1"));
+    reload_tx.send(reloaded).expect("agent takes reloads");
+    let reloaded_at = Timestamp::now();
+    seen.clear();
+    let after_reload = |s: &HashMap<ProbeType, Vec<Message>>| {
+        let v6 = s.get(&ProbeType::Icmp).is_some_and(|v| v.iter().any(|m| m.key().ends_with("/::1")));
+        v6 && s.get(&ProbeType::Dns).is_some_and(|v| v.len() >= 3)
+    };
+    tokio::task::block_in_place(|| poll_until(&mut seen, &after_reload));
+    let late_http = seen.get(&ProbeType::Http).into_iter().flatten().filter(|m| m.timestamp > reloaded_at).count();
+    assert_eq!(late_http, 0, "the removed HTTP target stopped");
+    let Body::Registry(r) = &seen[&ProbeType::Registry][0].body else { panic!("registry re-published on reload") };
+    assert_eq!(r.available_metrics, [ProbeType::Dns, ProbeType::Icmp]);
+
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(20), agent).await.expect("stops").expect("no panic").expect("ok");
-
-    let Body::Registry(r) = &registry[0].body else { unreachable!() };
-    assert_eq!(registry[0].location, "Loopback, LO");
-    assert_eq!(r.version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(r.ip, Some("127.0.0.1".parse().expect("ip")), "source address towards the loopback broker");
-    let Body::Health(h) = &health.last().expect("health").body else { unreachable!() };
-    assert!(h.kafka_connected, "heartbeat after successful deliveries says connected");
-    assert_eq!(h.spool_dropped_messages, 0);
-    assert!(health.windows(2).all(|w| w[0].timestamp < w[1].timestamp), "heartbeats in order");
 }

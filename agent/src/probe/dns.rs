@@ -211,7 +211,7 @@ async fn udp_exchange(
     query: &Message,
     wire: &[u8],
     deadline: Instant,
-    timed_out: &dyn Fn() -> ProbeError,
+    timed_out: &(dyn Fn() -> ProbeError + Sync),
 ) -> Result<Message, ProbeError> {
     let local: IpAddr = if resolver.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
     let socket = UdpSocket::bind((local, 0)).await.map_err(|e| io_error(&e, "bind a UDP socket for", resolver))?;
