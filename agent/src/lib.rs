@@ -7,6 +7,7 @@ mod error;
 pub mod probe;
 pub mod publisher;
 pub mod registry;
+pub mod spool;
 
 use tokio_util::sync::CancellationToken;
 
