@@ -305,8 +305,8 @@ impl Spool {
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         self.flush_buf()?;
         if self.unsynced {
-            let path = segment_path(&self.dir, self.active.seq);
-            self.file.sync_data().map_err(io_err("fdatasync", &path))?;
+            let path = || segment_path(&self.dir, self.active.seq);
+            self.file.sync_data().map_err(|source| SpoolError::Io { op: "fdatasync", path: path(), source })?;
             self.unsynced = false;
         }
         Ok(())
@@ -409,7 +409,7 @@ impl Spool {
             }
         };
         self.wbuf.drain(..written);
-        result.map_err(io_err("write", &segment_path(&self.dir, self.active.seq)))
+        result.map_err(|source| SpoolError::Io { op: "write", path: segment_path(&self.dir, self.active.seq), source })
     }
 
     /// Syncs the active segment and starts the next one.
@@ -558,7 +558,6 @@ impl Spool {
                 }
                 continue;
             }
-            let path = segment_path(&self.dir, pos.seq);
             let result = match self.reader.as_mut() {
                 Some(reader) => read_record(&mut reader.file, segment_bytes - pos.offset),
                 None => return Ok(None),
@@ -573,11 +572,11 @@ impl Spool {
                 }
                 Ok(None) => {
                     self.reader = None;
-                    Err(SpoolError::Corrupt { path, offset: pos.offset })
+                    Err(SpoolError::Corrupt { path: segment_path(&self.dir, pos.seq), offset: pos.offset })
                 }
                 Err(source) => {
                     self.reader = None;
-                    Err(SpoolError::Io { op: "read", path, source })
+                    Err(SpoolError::Io { op: "read", path: segment_path(&self.dir, pos.seq), source })
                 }
             };
         }
@@ -810,7 +809,9 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
 
 fn remove_if_exists(path: &Path) -> Result<(), SpoolError> {
     match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(SpoolError::Io { op: "delete", path: path.into(), source: e }),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(SpoolError::Io { op: "delete", path: path.into(), source: e })
+        }
         _ => Ok(()),
     }
 }
