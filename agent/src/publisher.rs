@@ -11,8 +11,9 @@
 //! - [`Publisher::drain`] re-sends the spool oldest first in batches and
 //!   acknowledges only the delivered prefix, so nothing spooled is lost;
 //!   some may arrive twice (at-least-once; points are idempotent).
-//! - The spool is fsynced every [`SYNC_INTERVAL`]; a `kill -9` loses
-//!   nothing the kernel already has, a power cut at most that interval.
+//! - Each spooled message is written to the kernel at once and the spool
+//!   fsynced every [`SYNC_INTERVAL`]: a `kill -9` loses nothing, a power
+//!   cut at most that interval.
 //!
 //! Without a `spool_dir` undeliverable messages are counted as dropped.
 
@@ -77,7 +78,7 @@ impl Shared {
             payload: payload.to_vec(),
         };
         let spooled = match self.spool() {
-            Some(mut spool) => spool.push(&record).map_err(|e| e.to_string()),
+            Some(mut spool) => spool.push(&record).and_then(|()| spool.flush()).map_err(|e| e.to_string()),
             None => Err("no spool_dir configured".to_owned()),
         };
         match spooled {
@@ -110,9 +111,14 @@ struct Delivery(Arc<Shared>);
 impl ClientContext for Delivery {
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.0.connected.store(false, Ordering::Relaxed);
+            // librdkafka repeats this while the brokers stay down: log the change only.
+            if self.0.connected.swap(false, Ordering::Relaxed) {
+                tracing::warn!(reason, "all Kafka brokers are down; spooling measurements");
+            }
+            return;
         }
-        tracing::warn!(%error, reason, "Kafka client error");
+        // librdkafka logs transport failures itself (rate-limited).
+        tracing::debug!(%error, reason, "Kafka client error");
     }
 }
 
@@ -218,33 +224,39 @@ impl Publisher {
         self.shared.lost.load(Ordering::Relaxed) + self.shared.spool().map_or(0, |s| s.dropped())
     }
 
-    /// Until `cancel`: fsyncs the spool every [`SYNC_INTERVAL`] and re-sends
+    /// Until `cancel`: fsyncs the spool every [`SYNC_INTERVAL`], and re-sends
     /// spooled messages in order while the broker is up, trying one every
     /// [`PROBE_INTERVAL`] while it is down.
     pub async fn drain(self, cancel: CancellationToken) {
         if self.shared.spool.is_none() {
             return;
         }
-        let mut last_try = Instant::now() - PROBE_INTERVAL;
-        loop {
-            self.sync();
-            let waiting = self.spool_messages();
-            metrics::gauge!("netprobe_agent_spool_messages").set(waiting as f64);
-            let up = self.kafka_connected();
-            let resent = if waiting > 0 && (up || last_try.elapsed() >= PROBE_INTERVAL) {
-                last_try = Instant::now();
-                self.resend(if up { DRAIN_BATCH } else { 1 }).await
-            } else {
-                0
-            };
-            if resent < DRAIN_BATCH {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(SYNC_INTERVAL) => {}
-                }
-            } else if cancel.is_cancelled() {
-                return;
+        let sync = async {
+            loop {
+                self.sync();
+                metrics::gauge!("netprobe_agent_spool_messages").set(self.spool_messages() as f64);
+                tokio::time::sleep(SYNC_INTERVAL).await;
             }
+        };
+        let resend = async {
+            let mut last_try = Instant::now() - PROBE_INTERVAL;
+            loop {
+                let up = self.kafka_connected();
+                let resent = if self.spool_messages() > 0 && (up || last_try.elapsed() >= PROBE_INTERVAL) {
+                    last_try = Instant::now();
+                    self.resend(if up { DRAIN_BATCH } else { 1 }).await
+                } else {
+                    0
+                };
+                if resent < DRAIN_BATCH {
+                    tokio::time::sleep(SYNC_INTERVAL).await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = sync => {}
+            _ = resend => {}
         }
     }
 
