@@ -139,6 +139,20 @@ mod tests {
         assert_eq!(config.agent.probe_id, "pop-fra-01");
         assert_eq!(config.agent.heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL);
         assert_eq!(config.agent.registry_interval, DEFAULT_REGISTRY_INTERVAL);
+        assert_eq!(config.targets(&[]).len(), 3);
+        assert_eq!(config.targets(&[netprobe_wire::ProbeType::Dns]).len(), 1);
+        assert_eq!(config.icmp[0].count, 5);
+    }
+
+    #[test]
+    fn probe_table_rule_names_its_table() {
+        let err = load(
+            "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"b:1\"]\nusername = \"agent\"\n\
+             ca_file = \"/ca\"\n[[icmp]]\ntarget = \"192.0.2.1\"\ninterval = \"10s\"\n\
+             [[icmp]]\ntarget = \"192.0.2.2\"\ninterval = \"1s\"\ncount = 5\n",
+        )
+        .expect_err("5 requests 1 s apart do not fit a 1 s interval");
+        assert!(err.to_string().contains("[[icmp]] #2") && err.to_string().contains("interval"), "{err}");
     }
 
     #[test]

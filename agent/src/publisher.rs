@@ -188,9 +188,8 @@ impl Publisher {
             self.shared.keep(&topic, key.as_bytes(), &payload, &"broker down");
             return;
         }
-        let record = BaseRecord::with_opaque_to(&topic, Box::new(Opaque::Live(Instant::now())))
-            .key(&key)
-            .payload(&payload);
+        let record =
+            BaseRecord::with_opaque_to(&topic, Box::new(Opaque::Live(Instant::now()))).key(&key).payload(&payload);
         if let Err((e, record)) = self.producer.send(record) {
             self.shared.keep(&topic, key.as_bytes(), record.payload.map_or(&[][..], Vec::as_slice), &e);
         }

@@ -132,13 +132,22 @@ fn kafka_down_60s_and_sigkill_lose_no_measurement() {
     for (target, stamps) in TARGETS.iter().zip(&seen) {
         let in_outage = stamps.iter().filter(|t| **t > down_at && **t < killed_at).count();
         let expected = secs(&down_at, &killed_at).floor() as usize - 1;
-        assert!(in_outage >= expected, "{target}: {in_outage} of {expected} measurements from the outage arrived\n{}", agent_log());
+        assert!(
+            in_outage >= expected,
+            "{target}: {in_outage} of {expected} measurements from the outage arrived\n{}",
+            agent_log()
+        );
         let stamps: Vec<_> = stamps.iter().collect();
         for w in stamps.windows(2) {
             let gap = secs(w[0], w[1]);
             let spans_restart = *w[0] < restarted_at && *w[1] > killed_at;
             let allowed = if spans_restart { restart_gap } else { 1.5 };
-            assert!(gap <= allowed, "{target}: gap of {gap:.3} s between {} and {} (allowed {allowed:.1} s)", w[0], w[1]);
+            assert!(
+                gap <= allowed,
+                "{target}: gap of {gap:.3} s between {} and {} (allowed {allowed:.1} s)",
+                w[0],
+                w[1]
+            );
         }
     }
     let pid = agent.id().to_string();

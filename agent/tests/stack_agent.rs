@@ -17,6 +17,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+/// Messages of our probe_id read so far, by kind.
+type Seen = HashMap<ProbeType, Vec<Message>>;
+
 /// The stack's settings for `principal`; fails (never skips) without the stack.
 fn kafka(principal: &str) -> KafkaSettings {
     KafkaSettings::from_stack_env(principal).unwrap_or_else(|e| panic!("{e}"))
@@ -103,8 +106,9 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
     ));
     tokio::time::timeout(Duration::from_secs(30), ready_rx).await.expect("ready within 30 s").expect("ready");
 
-    let mut seen: HashMap<ProbeType, Vec<Message>> = HashMap::new();
-    let poll_until = |seen: &mut HashMap<ProbeType, Vec<Message>>, done: &dyn Fn(&HashMap<ProbeType, Vec<Message>>) -> bool| {
+    let mut seen: Seen = HashMap::new();
+    let poll_until = |seen: &mut Seen,
+                      done: &dyn Fn(&Seen) -> bool| {
         let start = Instant::now();
         while !done(seen) {
             let counts: Vec<_> = seen.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
@@ -121,8 +125,10 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
             seen.entry(msg.probe_type()).or_default().push(msg);
         }
     };
-    let all_kinds = |s: &HashMap<ProbeType, Vec<Message>>| {
-        [ProbeType::Icmp, ProbeType::Dns, ProbeType::Http, ProbeType::Health].iter().all(|k| s.get(k).is_some_and(|v| v.len() >= 2))
+    let all_kinds = |s: &Seen| {
+        [ProbeType::Icmp, ProbeType::Dns, ProbeType::Http, ProbeType::Health]
+            .iter()
+            .all(|k| s.get(k).is_some_and(|v| v.len() >= 2))
             && s.contains_key(&ProbeType::Registry)
     };
     tokio::task::block_in_place(|| poll_until(&mut seen, &all_kinds));
@@ -150,7 +156,7 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
     reload_tx.send(reloaded).expect("agent takes reloads");
     let reloaded_at = Timestamp::now();
     seen.clear();
-    let after_reload = |s: &HashMap<ProbeType, Vec<Message>>| {
+    let after_reload = |s: &Seen| {
         let v6 = s.get(&ProbeType::Icmp).is_some_and(|v| v.iter().any(|m| m.key().ends_with("/::1")));
         v6 && s.get(&ProbeType::Dns).is_some_and(|v| v.len() >= 3)
     };

@@ -88,7 +88,7 @@ impl Target {
         }
         if self.run_deadline() > self.interval + self.timeout {
             return Err(format!(
-                "count * packet_interval + timeout ({:?}) does not fit in interval ({:?})",
+                "(count - 1) * packet_interval + timeout ({:?}) does not fit in interval ({:?})",
                 self.run_deadline() - self.timeout,
                 self.interval
             ));
