@@ -20,6 +20,14 @@ pub enum Error {
     /// The spool directory cannot be opened.
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),
+    /// The spool directory is locked by another agent (or cannot be locked).
+    #[error("spool lock {}: {message}", path.display())]
+    SpoolLocked {
+        /// The lock file.
+        path: PathBuf,
+        /// Why it cannot be taken.
+        message: String,
+    },
     /// librdkafka refused to create the producer.
     #[error("Kafka producer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),

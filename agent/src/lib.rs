@@ -47,8 +47,12 @@ pub async fn run(
     on_ready: impl FnOnce() + Send + 'static,
     mut watchdog: impl FnMut(),
 ) -> Result<(), Error> {
+    let mut _spool_lock = None;
     let spool = match &config.agent.spool_dir {
-        Some(dir) => Some(spool::Spool::open(dir, config.agent.spool_max_bytes)?),
+        Some(dir) => {
+            _spool_lock = Some(lock_dir(dir)?);
+            Some(spool::Spool::open(dir, config.agent.spool_max_bytes)?)
+        }
         None => {
             tracing::warn!("no [agent] spool_dir: measurements Kafka does not take are lost");
             None
@@ -119,6 +123,23 @@ pub async fn run(
     Ok(())
 }
 
+/// Takes an exclusive lock on `dir/lock` for the life of the process, so
+/// two agents never share one spool (flock(2); released when the process
+/// ends, however it ends).
+fn lock_dir(dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
+    let path = dir.join("lock");
+    let fail = |message: String| Error::SpoolLocked { path: path.clone(), message };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| fail(e.to_string()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| fail(format!("{e}: another agent uses this spool_dir; give each agent its own")))
+}
+
 /// Calls `on_ready` once Kafka answers a metadata request (retrying every
 /// 2 s until `cancel`).
 async fn notify_ready(publisher: publisher::Publisher, cancel: CancellationToken, on_ready: impl FnOnce()) {
@@ -141,4 +162,17 @@ fn available_types(targets: &[probe::Target]) -> Vec<ProbeType> {
     types.sort_by_key(|t| t.as_str());
     types.dedup();
     types
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_spool_dir_is_locked_by_one_agent_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = super::lock_dir(dir.path()).expect("first lock");
+        let err = super::lock_dir(dir.path()).expect_err("second lock refused");
+        assert!(err.to_string().contains("another agent uses this spool_dir"), "{err}");
+        drop(first);
+        super::lock_dir(dir.path()).expect("free again once the first is gone");
+    }
 }

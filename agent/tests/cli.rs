@@ -74,7 +74,8 @@ async fn health_check_runs_every_probe_once_and_fails_when_one_fails() {
     assert!(ok);
     assert_eq!(messages.len(), 1, "--only icmp: {messages:?}");
 
-    let config = write_config(dir.path(), &format!("{good}\n[[http]]\nurl = \"http://{closed}/\"\ninterval = \"10s\"\n"));
+    let config =
+        write_config(dir.path(), &format!("{good}\n[[http]]\nurl = \"http://{closed}/\"\ninterval = \"10s\"\n"));
     let (ok, messages) = tokio::task::spawn_blocking(move || health_check(&config, None)).await.expect("run");
     assert!(!ok, "a refused connection fails the health check");
     assert_eq!(messages.len(), 4, "the failed probe is printed too");

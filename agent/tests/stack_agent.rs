@@ -107,8 +107,7 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
     tokio::time::timeout(Duration::from_secs(30), ready_rx).await.expect("ready within 30 s").expect("ready");
 
     let mut seen: Seen = HashMap::new();
-    let poll_until = |seen: &mut Seen,
-                      done: &dyn Fn(&Seen) -> bool| {
+    let poll_until = |seen: &mut Seen, done: &dyn Fn(&Seen) -> bool| {
         let start = Instant::now();
         while !done(seen) {
             let counts: Vec<_> = seen.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
