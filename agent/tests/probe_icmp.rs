@@ -96,3 +96,45 @@ async fn loss_and_rtt_through_a_lossy_veth_match_ping() {
     assert!(r.rtt_median_ms.is_none() && r.jitter_ms.is_none());
     eprintln!("clean median {ours:.4} ms (ping {theirs:.4} ms); lossy loss {} %", lossy.loss_pct);
 }
+
+/// `netprobe-agent --health-check` for one ICMP target, inside `ns`,
+/// without CAP_NET_RAW: (exit success, the one result).
+fn health_check_without_cap_net_raw(ns: &Netns, dir: &std::path::Path) -> (bool, netprobe_wire::msg::Icmp) {
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        "[agent]\nprobe_id = \"unpriv\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"127.0.0.1:1\"]\nusername = \"agent\"\n\
+         ca_file = \"/nonexistent\"\n[[icmp]]\ntarget = \"127.0.0.1\"\ninterval = \"10s\"\ncount = 3\npacket_interval = \"50ms\"\n",
+    )
+    .expect("config");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw", "--"])
+        .arg(env!("CARGO_BIN_EXE_netprobe-agent"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--health-check")
+        .output()
+        .expect("agent runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let msg = netprobe_wire::decode(stdout.trim().as_bytes()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let netprobe_wire::Body::Icmp(icmp) = msg.body else { panic!("icmp result: {stdout}") };
+    (out.status.success(), icmp)
+}
+
+#[test]
+fn without_cap_net_raw_uses_unprivileged_sockets_or_names_both_options() {
+    // ping_group_range is per network namespace: set it only in ours.
+    let ns = Netns::new("unpr", 202);
+    let dir = tempfile::tempdir().expect("tempdir");
+    ns.exec(&["sysctl", "-q", "-w", "net.ipv4.ping_group_range=1 0"]);
+    let (ok, denied) = health_check_without_cap_net_raw(&ns, dir.path());
+    assert!(!ok, "{denied:?}");
+    let error = denied.error.expect("error");
+    assert_eq!(error.class, ErrorClass::PermissionDenied);
+    assert!(error.message.contains("ping_group_range") && error.message.contains("CAP_NET_RAW"), "{}", error.message);
+
+    ns.exec(&["sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"]);
+    let (ok, unprivileged) = health_check_without_cap_net_raw(&ns, dir.path());
+    assert!(ok, "{unprivileged:?}");
+    assert_eq!((unprivileged.sent, unprivileged.received), (3, 3), "{unprivileged:?}");
+}
