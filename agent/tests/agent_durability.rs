@@ -30,7 +30,16 @@ impl Drop for KafkaBack {
     }
 }
 
-fn spawn_agent(config: &Path, log: &Path) -> Child {
+/// The agent process, killed if the test fails before stopping it.
+struct Agent(Child);
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_agent(config: &Path, log: &Path) -> Agent {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_netprobe-agent"))
         .arg("--config")
@@ -39,6 +48,7 @@ fn spawn_agent(config: &Path, log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Agent)
         .expect("netprobe-agent starts")
 }
 
@@ -114,9 +124,9 @@ fn kafka_down_60s_and_sigkill_lose_no_measurement() {
     let _restore = KafkaBack;
     // The scenario: the agent measures for 60 s with no broker.
     std::thread::sleep(Duration::from_secs(OUTAGE_S));
-    assert!(agent.try_wait().expect("status").is_none(), "agent died:\n{}", agent_log());
-    agent.kill().expect("SIGKILL");
-    agent.wait().expect("reaped");
+    assert!(agent.0.try_wait().expect("status").is_none(), "agent died:\n{}", agent_log());
+    agent.0.kill().expect("SIGKILL");
+    agent.0.wait().expect("reaped");
     let killed_at = Timestamp::now();
     let mut agent = spawn_agent(&config, &log);
     let restarted_at = Timestamp::now();
@@ -150,8 +160,8 @@ fn kafka_down_60s_and_sigkill_lose_no_measurement() {
             );
         }
     }
-    let pid = agent.id().to_string();
+    let pid = agent.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-    let status = agent.wait().expect("exits");
+    let status = agent.0.wait().expect("exits");
     assert!(status.success(), "exit after SIGTERM: {status}\n{}", agent_log());
 }
