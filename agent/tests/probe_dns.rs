@@ -3,6 +3,8 @@
 //! `dig` (/usr/bin/dig) reports from the same server; plus silent, closed and
 //! misbehaving UDP peers the test owns.
 
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -74,14 +76,7 @@ struct AuthServer {
 }
 
 async fn start_server() -> AuthServer {
-    // A free UDP port whose TCP twin is free too.
-    let (udp, tcp) = loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
-        let port = udp.local_addr().expect("local addr").port();
-        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
-            break (udp, tcp);
-        }
-    };
+    let (udp, tcp) = common::targets::bind_udp_and_tcp().await;
     let addr = udp.local_addr().expect("local addr");
     let mut catalog = Catalog::new();
     catalog.upsert(LowerName::new(&name(ZONE)), vec![std::sync::Arc::new(zone())]);

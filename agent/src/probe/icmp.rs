@@ -101,20 +101,7 @@ impl Target {
 /// the statistics `ping` prints. Never fails: resolution, permission and
 /// total loss are reported in `error`.
 pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
-    let mut out = Icmp {
-        target: target.target.clone(),
-        resolved_ip: None,
-        sent: 0,
-        received: 0,
-        loss_pct: 0.0,
-        rtt_min_ms: None,
-        rtt_avg_ms: None,
-        rtt_median_ms: None,
-        rtt_max_ms: None,
-        rtt_stddev_ms: None,
-        jitter_ms: None,
-        error: None,
-    };
+    let mut out = nothing_sent(&target.target);
     let fail = |class, message: String| Some(ProbeError { class, message });
     let ip = match resolve(&target.target, target.timeout).await {
         Ok(ip) => ip,
@@ -170,6 +157,24 @@ pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
         };
     }
     out
+}
+
+/// A result for `target` before any request went out.
+fn nothing_sent(target: &str) -> Icmp {
+    Icmp {
+        target: target.to_owned(),
+        resolved_ip: None,
+        sent: 0,
+        received: 0,
+        loss_pct: 0.0,
+        rtt_min_ms: None,
+        rtt_avg_ms: None,
+        rtt_median_ms: None,
+        rtt_max_ms: None,
+        rtt_stddev_ms: None,
+        jitter_ms: None,
+        error: None,
+    }
 }
 
 /// `received`, `loss_pct` and the RTT statistics from the RTTs of the
@@ -507,7 +512,7 @@ mod tests {
 
     #[test]
     fn statistics_match_ping_definitions() {
-        let mut out = run_shell(4);
+        let mut out = Icmp { sent: 4, ..nothing_sent("t") };
         fill_stats(&mut out, &[1.0, 3.0, 2.0]);
         assert_eq!((out.received, out.loss_pct), (3, 25.0));
         assert_eq!(
@@ -517,22 +522,5 @@ mod tests {
         let stddev = out.rtt_stddev_ms.expect("stddev");
         assert!((stddev - (2.0f64 / 3.0).sqrt()).abs() < 1e-12, "{stddev}");
         assert_eq!(out.jitter_ms, Some(1.5), "(|3-1| + |2-3|) / 2");
-    }
-
-    fn run_shell(sent: u32) -> Icmp {
-        Icmp {
-            target: "t".into(),
-            resolved_ip: None,
-            sent,
-            received: 0,
-            loss_pct: 0.0,
-            rtt_min_ms: None,
-            rtt_avg_ms: None,
-            rtt_median_ms: None,
-            rtt_max_ms: None,
-            rtt_stddev_ms: None,
-            jitter_ms: None,
-            error: None,
-        }
     }
 }

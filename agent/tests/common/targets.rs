@@ -46,13 +46,7 @@ pub async fn start_dns() -> DnsServer {
     for record in records {
         assert!(zone.upsert_mut(record, 1), "record inserted");
     }
-    let (udp, tcp) = loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
-        let port = udp.local_addr().expect("local addr").port();
-        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
-            break (udp, tcp);
-        }
-    };
+    let (udp, tcp) = bind_udp_and_tcp().await;
     let addr = udp.local_addr().expect("local addr");
     let mut catalog = Catalog::new();
     catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
@@ -60,6 +54,18 @@ pub async fn start_dns() -> DnsServer {
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5), 65_535);
     DnsServer { addr, _server: server }
+}
+
+/// A UDP socket and a TCP listener on the same free 127.0.0.1 port (a DNS
+/// server's pair).
+pub async fn bind_udp_and_tcp() -> (UdpSocket, TcpListener) {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+        let port = udp.local_addr().expect("local addr").port();
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+            return (udp, tcp);
+        }
+    }
 }
 
 /// An HTTP/1.1 server: `/` answers 200 with a short HTML body, `/slow`
