@@ -167,8 +167,9 @@ async fn target_loop(target: Target, shared: Arc<Shared>, cancel: CancellationTo
             let behind = now.duration_since(slot);
             let missed = behind.as_nanos() / interval.as_nanos().max(1) + 1;
             slot += interval * u32::try_from(missed).unwrap_or(u32::MAX);
-            metrics::counter!("netprobe_agent_skipped_runs_total", "probe_type" => type_label)
-                .increment(u64::try_from(missed).unwrap_or(u64::MAX));
+            let missed = u64::try_from(missed).unwrap_or(u64::MAX);
+            shared.stats.record_skipped(missed);
+            metrics::counter!("netprobe_agent_skipped_runs_total", "probe_type" => type_label).increment(missed);
             tracing::warn!(target = %target.label(), missed, "run overran its interval; slots skipped");
         }
     }

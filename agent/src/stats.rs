@@ -14,6 +14,7 @@ const BUCKETS: usize = 60;
 pub struct RunStats {
     start: Instant,
     inner: Mutex<Inner>,
+    skipped: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -26,7 +27,7 @@ struct Inner {
 impl Default for RunStats {
     fn default() -> Self {
         let inner = Inner { buckets: [(0, 0, 0); BUCKETS], last_success: None };
-        RunStats { start: Instant::now(), inner: Mutex::new(inner) }
+        RunStats { start: Instant::now(), inner: Mutex::new(inner), skipped: Default::default() }
     }
 }
 
@@ -46,6 +47,16 @@ impl RunStats {
         if success.is_some() && success > inner.last_success {
             inner.last_success = success;
         }
+    }
+
+    /// Counts `n` slots skipped because a run overran its interval.
+    pub fn record_skipped(&self, n: u64) {
+        self.skipped.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Slots skipped since start.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `(runs, failures, last successful run)` of the last hour.
