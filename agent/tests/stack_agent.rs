@@ -168,3 +168,74 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(20), agent).await.expect("stops").expect("no panic").expect("ok");
 }
+
+/// The binary under SIGHUP: a bad file is refused with file, line and key
+/// and the agent keeps running; a good one adds a target. Its Prometheus
+/// endpoint counts the runs. Then SIGTERM exits 0.
+#[test]
+fn sighup_reloads_the_file_and_keeps_running_on_a_bad_one() {
+    let k = kafka("AGENT");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, log) = (dir.path().join("agent.toml"), dir.path().join("agent.log"));
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr");
+    let head = format!(
+        "[agent]\nprobe_id = \"sighup-{}\"\nlocation = \"l\"\nspool_dir = {:?}\nmetrics_listen = \"{metrics}\"\n\n\
+         [kafka]\nbrokers = {:?}\nusername = {:?}\npassword_file = {:?}\nca_file = {:?}\ntopic_prefix = {:?}\n\n",
+        std::process::id(),
+        dir.path().join("spool"),
+        k.brokers,
+        k.username,
+        k.password_file.as_ref().expect("password file"),
+        k.ca_file,
+        k.topic_prefix,
+    );
+    let ping = |t: &str| format!("[[icmp]]\ntarget = {t:?}\ninterval = \"1s\"\ncount = 1\ntimeout = \"500ms\"\n");
+    std::fs::write(&config, format!("{head}{}", ping("127.0.0.1"))).expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netprobe-agent"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("agent starts");
+    let pid = child.id().to_string();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_for = |needle: &str| {
+        let start = Instant::now();
+        while !read_log().contains(needle) {
+            assert!(start.elapsed() < Duration::from_secs(30), "no {needle:?} in the log:\n{}", read_log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let hup = || assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
+    wait_for("agent running");
+
+    std::fs::write(&config, format!("{head}{}cuont = 2\n", ping("127.0.0.1"))).expect("bad config");
+    hup();
+    wait_for("reload refused");
+    let refused = read_log();
+    assert!(refused.contains("agent.toml") && refused.contains("cuont") && refused.contains("line"), "{refused}");
+
+    std::fs::write(&config, format!("{head}{}{}", ping("127.0.0.1"), ping("::1"))).expect("good config");
+    hup();
+    wait_for("config reloaded");
+    assert!(read_log().contains("started=1 stopped=0"), "one target added, none stopped:\n{}", read_log());
+    assert!(child.try_wait().expect("status").is_none(), "still running");
+
+    // Self-metrics: runs of the ICMP targets are counted.
+    let start = Instant::now();
+    loop {
+        let body = std::process::Command::new("curl").args(["-fsS", &format!("http://{metrics}/metrics")]).output();
+        let body = body.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        if body.contains("netprobe_agent_runs_total{probe_type=\"icmp\"}") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no run counter on {metrics}:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "exit after SIGTERM: {status}\n{}", read_log());
+}
