@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 pub use error::Error;
 
+/// How long a shutdown waits for in-flight probe runs.
+pub const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a shutdown may wait for Kafka before spooling the rest.
 pub const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -33,7 +36,8 @@ pub const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(1
 /// - each config received on `reloads` replaces the targets (SIGHUP);
 /// - `on_ready` once Kafka answered a metadata request; `watchdog` from
 ///   the main loop (at least every second);
-/// - at the end: in-flight runs stop, queued messages get
+/// - at the end: in-flight runs finish (up to [`IN_FLIGHT_GRACE`]) and are
+///   published, queued messages get
 ///   [`SHUTDOWN_FLUSH`] to reach Kafka, the rest is spooled.
 ///
 /// # Errors
@@ -111,9 +115,12 @@ pub async fn run(
             _ = tick.tick() => watchdog(),
         }
     }
+    // In-flight runs finish and are published (bounded); the inbox closes
+    // when the last target task has ended.
     scheduler.stop();
-    // Results of runs that finished before the stop are still published.
-    while let Ok(msg) = inbox.try_recv() {
+    drop(scheduler);
+    let deadline = tokio::time::Instant::now() + IN_FLIGHT_GRACE;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, inbox.recv()).await {
         publisher.publish(&msg);
     }
     let _ = drain.await;

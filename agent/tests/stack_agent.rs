@@ -239,3 +239,76 @@ fn sighup_reloads_the_file_and_keeps_running_on_a_bad_one() {
     let status = child.wait().expect("exits");
     assert!(status.success(), "exit after SIGTERM: {status}\n{}", read_log());
 }
+
+/// A run in flight at shutdown is finished and published: every request
+/// the server saw becomes a message in the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_publishes_the_run_in_flight() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let probe_id = format!("inflight-{}-{nanos}", std::process::id());
+    let prefix = kafka("AGENT").topic_prefix;
+    let reader = reader_at_end(&[Topic::Http.name(&prefix)], &format!("netprobe-test-{probe_id}"));
+
+    // Answers 1 s after each request; reports each request as it arrives.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let seen_tx = seen_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let _ = seen_tx.send(());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            });
+        }
+    });
+    let spool = tempfile::tempdir().expect("spool dir");
+    let mut target = http::Target::new(format!("http://{addr}/"), Duration::from_secs(2));
+    target.timeout = Duration::from_secs(5);
+    let config = Config {
+        agent: AgentSettings {
+            probe_id: probe_id.clone(),
+            location: "Loopback, LO".into(),
+            spool_dir: Some(spool.path().to_owned()),
+            spool_max_bytes: 1 << 20,
+            metrics_listen: None,
+            heartbeat_interval: Duration::from_secs(600),
+            registry_interval: Duration::from_secs(600),
+        },
+        kafka: kafka("AGENT"),
+        icmp: Vec::new(),
+        dns: Vec::new(),
+        http: vec![target],
+    };
+    let cancel = CancellationToken::new();
+    let (_reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+    let agent = tokio::spawn(netprobe_agent::run(config, Vec::new(), reloads, cancel.clone(), || {}, || {}));
+    tokio::time::timeout(Duration::from_secs(10), seen_rx.recv()).await.expect("a request within 10 s");
+    cancel.cancel(); // the run is in flight: the server answers in 1 s
+    tokio::time::timeout(Duration::from_secs(30), agent).await.expect("stops").expect("no panic").expect("ok");
+    let mut requests = 1;
+    while seen_rx.try_recv().is_ok() {
+        requests += 1;
+    }
+
+    let published = tokio::task::block_in_place(|| {
+        let mut n = 0;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) && n < requests {
+            let Some(m) = reader.poll(Duration::from_millis(200)) else { continue };
+            let m = m.expect("read");
+            if m.key().is_some_and(|k| k.starts_with(probe_id.as_bytes())) {
+                let msg = decode(m.payload().expect("payload")).expect("valid wire message");
+                let Body::Http(h) = msg.body else { panic!("http") };
+                assert_eq!(h.status_code, Some(200), "the in-flight run completed: {h:?}");
+                n += 1;
+            }
+        }
+        n
+    });
+    assert_eq!(published, requests, "every run the server saw was published");
+}
