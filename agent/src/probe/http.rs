@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use netprobe_wire::msg::Http;
 use netprobe_wire::{ErrorClass, ProbeError, Timestamp};
 use regex::Regex;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
 use serde::Deserialize;
@@ -224,7 +225,7 @@ impl PartialEq for CompiledCache {
 fn read_ca_file(path: &Path) -> Result<RootCertStore, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| format!("bad PEM: {e}"))?;
         roots.add(cert).map_err(|e| format!("bad certificate: {e}"))?;
     }
