@@ -23,8 +23,9 @@ pub struct Config {
     pub agent: AgentSettings,
     /// Kafka connection (the `agent` principal).
     pub kafka: KafkaSettings,
-    /// ICMP echo targets.
-    #[serde(default)]
+    /// ICMP echo targets; a table with `targets = [...]` gives one per
+    /// address, with the table's settings.
+    #[serde(default, deserialize_with = "probe::icmp::expand_tables")]
     pub icmp: Vec<probe::icmp::Target>,
     /// DNS queries.
     #[serde(default)]
@@ -95,18 +96,12 @@ impl Config {
         if a.heartbeat_interval.is_zero() || a.registry_interval.is_zero() {
             return Err(fail("[agent] heartbeat_interval and registry_interval must be > 0".into()));
         }
-        let icmp = config.icmp.iter().map(|t| (t.interval, t.validate()));
-        let dns = config.dns.iter().map(|t| (t.interval, t.validate()));
-        let http = config.http.iter().map(|t| (t.interval, t.validate()));
-        let kinds: [(&str, Vec<_>); 3] = [("icmp", icmp.collect()), ("dns", dns.collect()), ("http", http.collect())];
-        for (kind, checks) in kinds {
-            for (i, (interval, check)) in checks.into_iter().enumerate() {
-                let at = |m: String| fail(format!("[[{kind}]] #{}: {m}", i + 1));
-                if interval.is_zero() {
-                    return Err(at("interval must be > 0".into()));
-                }
-                check.map_err(at)?;
+        for target in config.targets(&[]) {
+            let at = |m: String| fail(format!("[[{}]] {}: {m}", target.probe_type().as_str(), target.label()));
+            if target.interval().is_zero() {
+                return Err(at("interval must be > 0".into()));
             }
+            target.validate().map_err(at)?;
         }
         Ok(config)
     }
@@ -145,6 +140,23 @@ mod tests {
     }
 
     #[test]
+    fn icmp_table_with_a_target_list_gives_one_target_each() {
+        let config = load(
+            "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"b:1\"]\nusername = \"agent\"\n\
+             ca_file = \"/ca\"\n[[icmp]]\ntargets = [\"192.0.2.1\", \"192.0.2.2\"]\ninterval = \"10s\"\ncount = 2\n",
+        )
+        .expect("parses");
+        let targets: Vec<_> = config.icmp.iter().map(|t| (t.target.as_str(), t.count)).collect();
+        assert_eq!(targets, [("192.0.2.1", 2), ("192.0.2.2", 2)]);
+        let both = load(
+            "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"b:1\"]\nusername = \"agent\"\n\
+             ca_file = \"/ca\"\n[[icmp]]\ntarget = \"192.0.2.1\"\ntargets = [\"192.0.2.2\"]\ninterval = \"10s\"\n",
+        )
+        .expect_err("target and targets together");
+        assert!(both.to_string().contains("either `target` or `targets`"), "{both}");
+    }
+
+    #[test]
     fn probe_table_rule_names_its_table() {
         let err = load(
             "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"b:1\"]\nusername = \"agent\"\n\
@@ -152,7 +164,7 @@ mod tests {
              [[icmp]]\ntarget = \"192.0.2.2\"\ninterval = \"1s\"\ncount = 5\n",
         )
         .expect_err("5 requests 1 s apart do not fit a 1 s interval");
-        assert!(err.to_string().contains("[[icmp]] #2") && err.to_string().contains("interval"), "{err}");
+        assert!(err.to_string().contains("[[icmp]] icmp 192.0.2.2") && err.to_string().contains("interval"), "{err}");
     }
 
     #[test]

@@ -142,9 +142,8 @@ async fn target_loop(target: Target, shared: Arc<Shared>, cancel: CancellationTo
             None => None,
         };
         let timestamp = Timestamp::now();
-        // Boxed: `Target::run` is as large as the largest probe's future
-        // (HTTP, ~10 KB); inline it would make every target's task that
-        // large for its whole life (10,000 ICMP targets: 110 MB of heap).
+        // Boxed: inline, the run's future would size every target's task
+        // for its whole life, not only while a run is in flight.
         let run = Box::pin(target.run(&shared.ctx));
         let outcome = tokio::time::timeout(target.run_deadline() + RUN_GRACE, run).await;
         drop(permit);

@@ -162,9 +162,10 @@ password_file = "$NETPROBE_KAFKA_AGENT_PASSWORD_FILE"
 ca_file = "$NETPROBE_KAFKA_CA"
 topic_prefix = "$PREFIX"
 EOF
-        awk -v i="${AB_INTERVAL_S}s" -v t="${AB_TIMEOUT_MS}ms" \
-            '{ printf "\n[[icmp]]\ntarget = \"%s\"\ninterval = \"%s\"\ncount = 1\ntimeout = \"%s\"\n", $1, i, t }' \
-            "$ab_tmp/targets.txt"
+        # One table, every address in its `targets` list (the compact form).
+        printf '\n[[icmp]]\ninterval = "%ss"\ncount = 1\ntimeout = "%sms"\ntargets = [\n' "$AB_INTERVAL_S" "$AB_TIMEOUT_MS"
+        awk '{ printf "  \"%s\",\n", $1 }' "$ab_tmp/targets.txt"
+        printf ']\n'
     } >"$ab_tmp/agent.toml"
     cp "$ab_tmp/agent.toml" "$OUT/agent-bench.toml"
 

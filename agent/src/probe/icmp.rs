@@ -29,7 +29,8 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-/// A `[[icmp]]` table.
+/// One ICMP target: an `[[icmp]]` table, or one address of its `targets`
+/// list (see [`expand_tables`]).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
@@ -59,6 +60,49 @@ fn default_packet_interval() -> Duration {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(1)
+}
+
+/// An `[[icmp]]` table as written: one `target`, or a `targets` list
+/// sharing the table's settings (the compact form for thousands of
+/// targets).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Table {
+    target: Option<String>,
+    #[serde(default)]
+    targets: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    interval: Duration,
+    #[serde(default = "default_count")]
+    count: u32,
+    #[serde(default = "default_packet_interval", with = "humantime_serde")]
+    packet_interval: Duration,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    timeout: Duration,
+}
+
+/// Reads the `[[icmp]]` tables into one [`Target`] per address.
+///
+/// # Errors
+/// A table with both or neither of `target` and `targets`.
+pub fn expand_tables<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> {
+    let tables = Vec::<Table>::deserialize(d)?;
+    let mut out = Vec::with_capacity(tables.iter().map(|t| t.targets.len().max(1)).sum());
+    for t in tables {
+        let addresses = match (t.target, t.targets.is_empty()) {
+            (Some(one), true) => vec![one],
+            (None, false) => t.targets,
+            _ => return Err(serde::de::Error::custom("an [[icmp]] table needs either `target` or `targets`")),
+        };
+        out.extend(addresses.into_iter().map(|target| Target {
+            target,
+            interval: t.interval,
+            count: t.count,
+            packet_interval: t.packet_interval,
+            timeout: t.timeout,
+        }));
+    }
+    Ok(out)
 }
 
 /// Echo payload bytes, as `ping`'s default `-s 56`.

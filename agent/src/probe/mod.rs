@@ -70,6 +70,18 @@ impl Target {
         }
     }
 
+    /// Checks what serde cannot (see each probe's `validate`).
+    ///
+    /// # Errors
+    /// A message naming the key that is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Target::Icmp(t) => t.validate(),
+            Target::Dns(t) => t.validate(),
+            Target::Http(t) => t.validate(),
+        }
+    }
+
     /// Human name for logs and metrics, e.g. `icmp 192.0.2.10`.
     pub fn label(&self) -> String {
         match self {
@@ -83,8 +95,10 @@ impl Target {
     pub async fn run(&self, ctx: &Context) -> Body {
         match self {
             Target::Icmp(t) => Body::Icmp(icmp::run(t, &ctx.pinger).await),
-            Target::Dns(t) => Body::Dns(dns::run(t).await),
-            Target::Http(t) => Body::Http(http::run(t).await),
+            // Boxed: their futures are large (HTTP ~10 KB) and would size
+            // every run, ICMP's (~600 B) included.
+            Target::Dns(t) => Body::Dns(Box::pin(dns::run(t)).await),
+            Target::Http(t) => Body::Http(Box::pin(http::run(t)).await),
         }
     }
 }
