@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netprobe_wire::{decode, KafkaSettings, Timestamp, Topic};
+use netprobe_wire::{decode, Timestamp, Topic};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 
-fn kafka(principal: &str) -> KafkaSettings {
-    KafkaSettings::from_stack_env(principal).unwrap_or_else(|e| panic!("{e}"))
-}
+mod common;
+
+use common::config::kafka;
 
 fn stack(args: &[&str]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack");
@@ -70,14 +70,9 @@ fn kafka_down_60s_and_sigkill_lose_no_measurement() {
     std::fs::write(
         &config,
         format!(
-            "[agent]\nprobe_id = {probe_id:?}\nlocation = \"Loopback, LO\"\nspool_dir = {:?}\nheartbeat_interval = \"5s\"\n\n\
-             [kafka]\nbrokers = {:?}\nusername = {:?}\npassword_file = {:?}\nca_file = {:?}\ntopic_prefix = {:?}\n\n{icmp}",
+            "[agent]\nprobe_id = {probe_id:?}\nlocation = \"Loopback, LO\"\nspool_dir = {:?}\nheartbeat_interval = \"5s\"\n\n{}\n{icmp}",
             dir.path().join("spool"),
-            k.brokers,
-            k.username,
-            k.password_file.as_ref().expect("password file"),
-            k.ca_file,
-            k.topic_prefix,
+            common::config::kafka_table(),
         ),
     )
     .expect("config");

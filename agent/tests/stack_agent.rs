@@ -10,9 +10,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use netprobe_agent::config::{AgentSettings, Config};
+use netprobe_agent::config::Config;
 use netprobe_agent::probe::{dns, http, icmp};
-use netprobe_wire::{decode, Body, KafkaSettings, Message, ProbeType, Timestamp, Topic};
+use netprobe_wire::{decode, Body, Message, ProbeType, Timestamp, Topic};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -20,10 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// Messages of our probe_id read so far, by kind.
 type Seen = HashMap<ProbeType, Vec<Message>>;
 
-/// The stack's settings for `principal`; fails (never skips) without the stack.
-fn kafka(principal: &str) -> KafkaSettings {
-    KafkaSettings::from_stack_env(principal).unwrap_or_else(|e| panic!("{e}"))
-}
+use common::config::{agent_settings, kafka};
 
 /// A reader positioned at the current end of `topics`.
 fn reader_at_end(topics: &[String], group: &str) -> BaseConsumer {
@@ -77,15 +74,7 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
         transport: dns::Transport::Udp,
     };
     let config = Config {
-        agent: AgentSettings {
-            probe_id: probe_id.clone(),
-            location: "Loopback, LO".into(),
-            spool_dir: Some(spool.path().to_owned()),
-            spool_max_bytes: 1 << 20,
-            metrics_listen: None,
-            heartbeat_interval: Duration::from_millis(300),
-            registry_interval: Duration::from_secs(600),
-        },
+        agent: agent_settings(&probe_id, spool.path(), Duration::from_millis(300)),
         kafka: kafka("AGENT"),
         icmp: vec![icmp_target("127.0.0.1")],
         dns: vec![dns_target],
@@ -174,20 +163,14 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
 /// endpoint counts the runs. Then SIGTERM exits 0.
 #[test]
 fn sighup_reloads_the_file_and_keeps_running_on_a_bad_one() {
-    let k = kafka("AGENT");
     let dir = tempfile::tempdir().expect("tempdir");
     let (config, log) = (dir.path().join("agent.toml"), dir.path().join("agent.log"));
     let metrics = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr");
     let head = format!(
-        "[agent]\nprobe_id = \"sighup-{}\"\nlocation = \"l\"\nspool_dir = {:?}\nmetrics_listen = \"{metrics}\"\n\n\
-         [kafka]\nbrokers = {:?}\nusername = {:?}\npassword_file = {:?}\nca_file = {:?}\ntopic_prefix = {:?}\n\n",
+        "[agent]\nprobe_id = \"sighup-{}\"\nlocation = \"l\"\nspool_dir = {:?}\nmetrics_listen = \"{metrics}\"\n\n{}\n",
         std::process::id(),
         dir.path().join("spool"),
-        k.brokers,
-        k.username,
-        k.password_file.as_ref().expect("password file"),
-        k.ca_file,
-        k.topic_prefix,
+        common::config::kafka_table(),
     );
     let ping = |t: &str| format!("[[icmp]]\ntarget = {t:?}\ninterval = \"1s\"\ncount = 1\ntimeout = \"500ms\"\n");
     std::fs::write(&config, format!("{head}{}", ping("127.0.0.1"))).expect("config");
@@ -270,15 +253,7 @@ async fn shutdown_publishes_the_run_in_flight() {
     let mut target = http::Target::new(format!("http://{addr}/"), Duration::from_secs(2));
     target.timeout = Duration::from_secs(5);
     let config = Config {
-        agent: AgentSettings {
-            probe_id: probe_id.clone(),
-            location: "Loopback, LO".into(),
-            spool_dir: Some(spool.path().to_owned()),
-            spool_max_bytes: 1 << 20,
-            metrics_listen: None,
-            heartbeat_interval: Duration::from_secs(600),
-            registry_interval: Duration::from_secs(600),
-        },
+        agent: agent_settings(&probe_id, spool.path(), Duration::from_secs(600)),
         kafka: kafka("AGENT"),
         icmp: Vec::new(),
         dns: Vec::new(),

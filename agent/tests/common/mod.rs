@@ -1,5 +1,6 @@
 //! Helpers shared by the agent tests.
 #![allow(dead_code)]
 
+pub mod config;
 pub mod netns;
 pub mod targets;
