@@ -51,15 +51,12 @@ pub async fn run(
     on_ready: impl FnOnce() + Send + 'static,
     mut watchdog: impl FnMut(),
 ) -> Result<(), Error> {
-    let mut _spool_lock = None;
-    let spool = match &config.agent.spool_dir {
-        Some(dir) => {
-            _spool_lock = Some(lock_dir(dir)?);
-            Some(spool::Spool::open(dir, config.agent.spool_max_bytes)?)
-        }
+    // The lock is held until `run` returns.
+    let (_spool_lock, spool) = match &config.agent.spool_dir {
+        Some(dir) => (Some(lock_dir(dir)?), Some(spool::Spool::open(dir, config.agent.spool_max_bytes)?)),
         None => {
             tracing::warn!("no [agent] spool_dir: measurements Kafka does not take are lost");
-            None
+            (None, None)
         }
     };
     let publisher = publisher::Publisher::new(&config.kafka, spool)?;
@@ -81,14 +78,13 @@ pub async fn run(
         scheduler::Limits::default(),
     );
     let targets = config.targets(&only);
-    let available = available_types(&targets);
+    let mut available = available_types(&targets);
     scheduler.apply(targets);
     tracing::info!(probe_id = %identity.probe_id, targets = scheduler.len(), "agent running");
 
     let mut registry = tokio::time::interval(config.agent.registry_interval);
     let mut heartbeat = tokio::time::interval(config.agent.heartbeat_interval);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut available = available;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::Parser;
 use netprobe_agent::{probe, scheduler, Config};
+use netprobe_service::{notify, NotifyState};
 use netprobe_wire::ProbeType;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,7 @@ fn parse_probe_type(s: &str) -> Result<ProbeType, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    netprobe_service::init_logging();
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -67,12 +67,14 @@ fn main() -> ExitCode {
         let (reload_tx, reloads) = mpsc::unbounded_channel();
         tokio::spawn(handle_signals(args.config.clone(), reload_tx, cancel.clone()));
         let on_ready = || {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            notify(NotifyState::Ready);
         };
-        netprobe_agent::run(config, args.only, reloads, cancel, on_ready, watchdog()).await.map_err(|e| {
-            tracing::error!(error = %e, "agent failed");
-            ExitCode::from(1)
-        })
+        netprobe_agent::run(config, args.only, reloads, cancel, on_ready, netprobe_service::watchdog()).await.map_err(
+            |e| {
+                tracing::error!(error = %e, "agent failed");
+                ExitCode::from(1)
+            },
+        )
     });
     result.err().unwrap_or(ExitCode::SUCCESS)
 }
@@ -120,45 +122,17 @@ async fn handle_signals(path: PathBuf, reloads: mpsc::UnboundedSender<Config>, c
         }
     }
     tracing::info!("stopping: flushing to Kafka, spooling the rest");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    notify(NotifyState::Stopping);
     cancel.cancel();
 }
 
 fn reload(path: &Path, reloads: &mpsc::UnboundedSender<Config>) {
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+    notify(NotifyState::Reloading);
     match Config::load(path) {
         Ok(config) => {
             let _ = reloads.send(config);
         }
         Err(e) => tracing::error!(error = %e, "reload refused; keeping the running config"),
     }
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-}
-
-/// A closure that pings the systemd watchdog at half its interval, or does
-/// nothing outside systemd.
-fn watchdog() -> impl FnMut() {
-    let mut usec = 0u64;
-    let enabled = sd_notify::watchdog_enabled(false, &mut usec) && usec > 0;
-    let every = Duration::from_micros(usec / 2);
-    let mut last: Option<Instant> = None;
-    move || {
-        if enabled && last.is_none_or(|l| l.elapsed() >= every) {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-            last = Some(Instant::now());
-        }
-    }
-}
-
-/// Structured logs to stderr (journald captures them under systemd, where
-/// ANSI colours and timestamps are left out). `RUST_LOG` filters.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.with_ansi(false).without_time().init();
-    } else {
-        builder.init();
-    }
+    notify(NotifyState::Ready);
 }

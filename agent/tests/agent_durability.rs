@@ -9,12 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netprobe_wire::{decode, Timestamp, Topic};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
+use rdkafka::Message as _;
 
 mod common;
 
-use common::config::kafka;
+use common::config::{kafka, reader_at_end};
 
 fn stack(args: &[&str]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack");
@@ -78,20 +77,7 @@ fn kafka_down_60s_and_sigkill_lose_no_measurement() {
     .expect("config");
 
     let topic = Topic::Icmp.name(&k.topic_prefix);
-    let reader: BaseConsumer = kafka("ADMIN")
-        .client_config()
-        .expect("config")
-        .set("group.id", format!("netprobe-test-{probe_id}"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    let md = reader.fetch_metadata(Some(&topic), Duration::from_secs(30)).expect("metadata");
-    for p in md.topics()[0].partitions() {
-        let (_, high) = reader.fetch_watermarks(&topic, p.id(), Duration::from_secs(30)).expect("watermarks");
-        tpl.add_partition_offset(&topic, p.id(), Offset::Offset(high)).expect("offset");
-    }
-    reader.assign(&tpl).expect("assign");
+    let reader = reader_at_end(&[topic], &format!("netprobe-test-{probe_id}"));
     let mut seen: [BTreeSet<Timestamp>; 2] = [BTreeSet::new(), BTreeSet::new()];
     let agent_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let read = |seen: &mut [BTreeSet<Timestamp>; 2], until: &dyn Fn(&[BTreeSet<Timestamp>; 2]) -> bool, limit| {

@@ -13,35 +13,13 @@ use std::time::{Duration, Instant};
 use netprobe_agent::config::Config;
 use netprobe_agent::probe::{dns, http, icmp};
 use netprobe_wire::{decode, Body, Message, ProbeType, Timestamp, Topic};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
+use rdkafka::Message as _;
 use tokio_util::sync::CancellationToken;
 
 /// Messages of our probe_id read so far, by kind.
 type Seen = HashMap<ProbeType, Vec<Message>>;
 
-use common::config::{agent_settings, kafka};
-
-/// A reader positioned at the current end of `topics`.
-fn reader_at_end(topics: &[String], group: &str) -> BaseConsumer {
-    let reader: BaseConsumer = kafka("ADMIN")
-        .client_config()
-        .expect("config")
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        let md = reader.fetch_metadata(Some(t), Duration::from_secs(30)).expect("metadata");
-        for p in md.topics()[0].partitions() {
-            let (_, high) = reader.fetch_watermarks(t, p.id(), Duration::from_secs(30)).expect("watermarks");
-            tpl.add_partition_offset(t, p.id(), Offset::Offset(high)).expect("offset");
-        }
-    }
-    reader.assign(&tpl).expect("assign");
-    reader
-}
+use common::config::{agent_settings, kafka, reader_at_end};
 
 fn icmp_target(addr: &str) -> icmp::Target {
     icmp::Target {

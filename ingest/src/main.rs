@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +18,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    netprobe_service::init_logging();
     let config = match netprobe_ingest::Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -53,26 +52,9 @@ async fn serve(config: netprobe_ingest::Config) -> Result<(), netprobe_ingest::E
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
     let on_ready = || {
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        netprobe_service::notify(netprobe_service::NotifyState::Ready);
     };
-    netprobe_ingest::run(config, cancel, on_ready, watchdog()).await
-}
-
-/// A closure that pings the systemd watchdog at half its interval, or does
-/// nothing outside systemd.
-fn watchdog() -> Box<dyn FnMut() + Send> {
-    let mut usec = 0u64;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return Box::new(|| {});
-    }
-    let every = Duration::from_micros(usec / 2);
-    let mut last = Instant::now() - every;
-    Box::new(move || {
-        if last.elapsed() >= every {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-            last = Instant::now();
-        }
-    })
+    netprobe_ingest::run(config, cancel, on_ready, netprobe_service::watchdog()).await
 }
 
 async fn stop_on_signal(cancel: CancellationToken) {
@@ -86,21 +68,6 @@ async fn stop_on_signal(cancel: CancellationToken) {
         _ = int.recv() => {}
     }
     tracing::info!("stopping: flushing the last batch and committing offsets");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    netprobe_service::notify(netprobe_service::NotifyState::Stopping);
     cancel.cancel();
-}
-
-/// Structured logs: to journald's stderr capture under systemd (no ANSI,
-/// no timestamps: journald adds them), to stderr with colours otherwise.
-/// `RUST_LOG` filters (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if under_systemd {
-        builder.with_ansi(false).without_time().init();
-    } else {
-        builder.init();
-    }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use netprobe_agent::config::AgentSettings;
 use netprobe_wire::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 /// The stack's settings for `principal`; fails (never skips) without the stack.
 pub fn kafka(principal: &str) -> KafkaSettings {
@@ -35,4 +37,25 @@ pub fn agent_settings(probe_id: &str, spool: &Path, heartbeat: Duration) -> Agen
         heartbeat_interval: heartbeat,
         registry_interval: Duration::from_secs(600),
     }
+}
+
+/// A reader positioned at the current end of `topics`.
+pub fn reader_at_end(topics: &[String], group: &str) -> BaseConsumer {
+    let reader: BaseConsumer = kafka("ADMIN")
+        .client_config()
+        .expect("config")
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        let md = reader.fetch_metadata(Some(t), Duration::from_secs(30)).expect("metadata");
+        for p in md.topics()[0].partitions() {
+            let (_, high) = reader.fetch_watermarks(t, p.id(), Duration::from_secs(30)).expect("watermarks");
+            tpl.add_partition_offset(t, p.id(), Offset::Offset(high)).expect("offset");
+        }
+    }
+    reader.assign(&tpl).expect("assign");
+    reader
 }
