@@ -101,10 +101,13 @@ pub fn subscribe(config: &Config) -> Result<StreamConsumer<IngestContext>, Error
         .set("heartbeat.interval.ms", "3000")
         .set("statistics.interval.ms", "5000")
         .set("fetch.wait.max.ms", "100")
-        // Peak RSS on a large backlog is dominated by librdkafka's lz4
-        // decompression buffers, not by this queue (heaptrack; see the bench
-        // notes); the queue bound keeps the steady state small.
-        .set("queued.max.messages.kbytes", "16384");
+        // Prefetch bound; it sets peak RSS on a backlog (scripts/bench, 42
+        // partitions: 16 MB -> 325 MB, 4 MB -> 113 MB, 1 MB -> 52 MB, same
+        // throughput once fetch.queue.backoff.ms is short).
+        .set("queued.max.messages.kbytes", "1024")
+        // A partition over that bound is fetched again after this pause;
+        // librdkafka's default (1 s) halves throughput with a small bound.
+        .set("fetch.queue.backoff.ms", "10");
     let consumer: StreamConsumer<IngestContext> = client
         .create_with_context(IngestContext)
         .map_err(|source| Error::Kafka { context: "create consumer".into(), source })?;

@@ -2,8 +2,9 @@
 //!
 //! Stages, one module each: [`consumer`] (group membership, lag),
 //! [`points`] (wire message -> line protocol), [`batch`], [`sink`] (HTTP
-//! write) with [`retry`] (what a response means), [`dlq`] (what can never be
-//! written) and [`pipeline`] (the loop and its delivery invariants).
+//! write) with [`retry`] (what a response means) and [`writer`] (one batch
+//! until done), [`dlq`] (what can never be written) and [`pipeline`] (the
+//! loop and its delivery invariants).
 #![deny(missing_docs)]
 
 pub mod batch;
@@ -16,6 +17,7 @@ pub mod points;
 pub mod retry;
 pub mod sink;
 pub mod telemetry;
+pub mod writer;
 
 use tokio_util::sync::CancellationToken;
 
@@ -37,15 +39,17 @@ pub async fn run(
 ) -> Result<(), Error> {
     let token = config.influx.token()?;
     let sink = sink::InfluxSink::new(&config.influx, &token, config.ingest.write_timeout)?;
-    let dlq = dlq::Dlq::new(
+    let dlq = std::sync::Arc::new(dlq::Dlq::new(
         consumer::dlq_producer(&config)?,
         netprobe_wire::Topic::Dlq.name(&config.kafka.topic_prefix),
         config.ingest.group_id.clone(),
-    );
+    ));
     let consumer = consumer::subscribe(&config)?;
     tracing::info!(group = %config.ingest.group_id, influx = %config.influx.url, bucket = %config.influx.bucket, "ingest running");
     on_ready();
-    pipeline::Pipeline::new(consumer, sink, dlq, config.ingest, on_tick).run(cancel).await;
+    let backoff = retry::Backoff::new(config.ingest.retry_initial_backoff, config.ingest.retry_max_backoff);
+    let writer = writer::Writer::new(sink, dlq.clone(), backoff);
+    pipeline::Pipeline::new(consumer, writer, dlq, config.ingest, on_tick).run(cancel).await;
     Ok(())
 }
 

@@ -5,10 +5,16 @@
 //!   `enable.auto.offset.store=false`) only after every message up to it is
 //!   written to InfluxDB or safely in the DLQ. Crashing anywhere re-delivers
 //!   at most the uncommitted tail; points are idempotent, so nothing doubles.
+//! - One batch is written at a time, in its own task ([`Writer`]), while the
+//!   next one is consumed and rendered. Batches finish in order, so offsets
+//!   are stored in order.
 //! - A write that fails for a reason that can pass (InfluxDB down, 5xx, 429,
-//!   timeouts) is retried with backoff while the assigned partitions are
-//!   paused: back-pressure, memory bounded by one batch plus what librdkafka
-//!   had prefetched. The consumer keeps polling, so it stays in its group.
+//!   timeouts) is retried with backoff. Once the next batch is full, the loop
+//!   stops receiving, so librdkafka's bounded prefetch queue fills and
+//!   fetching stops: back-pressure, memory bounded by two batches and the
+//!   prefetch. After [`PAUSE_AFTER`] the assigned partitions are paused and
+//!   the consumer is polled again (what still arrives is held), so it stays
+//!   in its group.
 //! - A rejected batch (400/413/422) is bisected; only the messages InfluxDB
 //!   refuses on their own go to the DLQ. A message that does not decode or
 //!   cannot become line protocol goes to the DLQ at once. No partition ever
@@ -16,9 +22,10 @@
 //! - librdkafka refuses to store offsets of partitions no longer assigned,
 //!   so a revoked partition's offsets are never committed by this process.
 //!
-//! Shutdown (cancel): the batch is flushed within `shutdown_timeout`, stored
-//! offsets are committed synchronously, then `run` returns. What could not be
-//! flushed in time stays uncommitted and is re-delivered.
+//! Shutdown (cancel): the batch in flight and then the open one are written
+//! within [`SHUTDOWN_TIMEOUT`], stored offsets are committed synchronously,
+//! then `run` returns. What could not be written in time stays uncommitted
+//! and is re-delivered.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -27,6 +34,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Batch, Source};
@@ -34,23 +42,41 @@ use crate::config::IngestSettings;
 use crate::consumer::IngestContext;
 use crate::dlq::{Cancelled, Dlq};
 use crate::points::{points, render};
-use crate::retry::{Action, Backoff};
-use crate::sink::InfluxSink;
 use crate::telemetry;
+use crate::writer::Writer;
 
-/// How long a shutdown may spend flushing the last batch.
+/// How long a shutdown may spend writing the last batches.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the loop may stop receiving, waiting for a write, before it
+/// pauses the partitions and polls again (librdkafka's `max.poll.interval.ms`
+/// is 300 s). Pausing drops librdkafka's prefetch and resuming costs about a
+/// second, so a write that is merely slow must not trigger it.
+pub const PAUSE_AFTER: Duration = Duration::from_secs(10);
+
+/// What a write task hands back: the writer, the batch (its buffers are
+/// reused) and whether it was written.
+type Written = (Writer, Batch, Result<(), Cancelled>);
 
 /// The running pipeline of one ingest process.
 pub struct Pipeline {
     consumer: StreamConsumer<IngestContext>,
-    sink: InfluxSink,
-    dlq: Dlq,
+    /// The writer, or `None` while a write task owns it.
+    writer: Option<Writer>,
+    /// The batch being written.
+    in_flight: Option<JoinHandle<Written>>,
+    /// Ends write retries; fired only when a shutdown runs out of time.
+    stop_writes: CancellationToken,
+    dlq: Arc<Dlq>,
     settings: IngestSettings,
+    /// The batch being filled.
     batch: Batch,
-    backoff: Backoff,
-    /// Messages received while paused, processed after the flush.
+    /// An empty batch whose buffers are reused for the next one.
+    spare: Batch,
+    /// Messages received while paused, processed after the write.
     held: VecDeque<OwnedMessage>,
+    /// Since when the loop has stopped receiving (batch full, write in flight).
+    stalled_since: Option<Instant>,
     paused: bool,
     /// Interned topic names with their consumed-messages counter.
     topics: HashMap<String, (Arc<str>, metrics::Counter)>,
@@ -68,54 +94,63 @@ impl Pipeline {
     /// turn of the loop (the systemd watchdog ping).
     pub fn new(
         consumer: StreamConsumer<IngestContext>,
-        sink: InfluxSink,
-        dlq: Dlq,
+        writer: Writer,
+        dlq: Arc<Dlq>,
         settings: IngestSettings,
         on_tick: Box<dyn FnMut() + Send>,
     ) -> Self {
-        let backoff = Backoff::new(settings.retry_initial_backoff, settings.retry_max_backoff);
         Pipeline {
             consumer,
-            sink,
+            writer: Some(writer),
+            in_flight: None,
+            stop_writes: CancellationToken::new(),
             dlq,
             settings,
             batch: Batch::default(),
-            backoff,
+            spare: Batch::default(),
             held: VecDeque::new(),
+            stalled_since: None,
             paused: false,
             topics: HashMap::new(),
             on_tick,
         }
     }
 
-    /// Runs until `cancel` fires, then flushes (bounded) and commits.
+    /// Runs until `cancel` fires, then writes what it has (bounded) and commits.
     pub async fn run(mut self, cancel: CancellationToken) {
         'outer: loop {
             (self.on_tick)();
-            while let Some(m) = self.held.pop_front() {
+            while !self.is_full() {
+                let Some(m) = self.held.pop_front() else { break };
                 if self.handle(m, &cancel).await.is_err() {
                     break 'outer;
                 }
             }
-            if self.batch.is_full(self.settings.batch_max_lines, self.settings.batch_max_bytes) {
-                if self.flush(&cancel).await.is_err() {
-                    break;
+            if self.is_full() {
+                if self.in_flight.is_none() {
+                    self.start_write();
+                    continue;
                 }
-                continue;
+                self.stalled_since.get_or_insert_with(Instant::now);
             }
-            let deadline = self.batch.deadline(self.settings.batch_timeout);
+            let deadline =
+                if self.in_flight.is_none() { self.batch.deadline(self.settings.batch_timeout) } else { None };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                _ = sleep_until(deadline) => {
-                    if self.flush(&cancel).await.is_err() {
+                written = wait(&mut self.in_flight) => {
+                    if self.finish_write(written).is_err() {
+                        // Later messages must not be stored past an unwritten batch.
+                        self.batch.clear();
                         break;
                     }
                 }
-                m = self.consumer.recv() => match m {
+                _ = sleep_until(deadline) => self.start_write(),
+                _ = sleep_until(self.stalled_since.map(|t| t + PAUSE_AFTER)), if !self.paused => self.set_paused(true),
+                m = self.consumer.recv(), if self.paused || !self.is_full() => match m {
+                    Ok(m) if self.is_full() => self.hold(m.detach()),
                     Ok(m) => {
-                        let m = m.detach();
-                        if self.handle(m, &cancel).await.is_err() {
+                        if self.handle(m.detach(), &cancel).await.is_err() {
                             break;
                         }
                     }
@@ -127,21 +162,30 @@ impl Pipeline {
     }
 
     async fn shutdown(mut self) {
-        let flush_cancel = CancellationToken::new();
         let timer = {
-            let t = flush_cancel.clone();
+            let stop = self.stop_writes.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(SHUTDOWN_TIMEOUT).await;
-                t.cancel();
+                stop.cancel();
             })
         };
-        // Messages already received but not batched are simply not stored.
+        // Messages received but not batched are simply not stored.
         self.held.clear();
-        match self.flush(&flush_cancel).await {
-            Ok(()) => tracing::info!("final batch flushed"),
+        let mut result = Ok(());
+        if self.in_flight.is_some() {
+            let written = wait(&mut self.in_flight).await;
+            result = self.finish_write(written);
+        }
+        if result.is_ok() && !self.batch.is_empty() {
+            self.start_write();
+            let written = wait(&mut self.in_flight).await;
+            result = self.finish_write(written);
+        }
+        match result {
+            Ok(()) => tracing::info!("last batches written"),
             Err(Cancelled) => tracing::warn!(
                 timeout_s = SHUTDOWN_TIMEOUT.as_secs(),
-                "final batch not written in time; it stays uncommitted and will be re-delivered"
+                "last batch not written in time; it stays uncommitted and will be re-delivered"
             ),
         }
         timer.abort();
@@ -149,6 +193,46 @@ impl Pipeline {
             tracing::debug!(error = %e, "final commit (nothing stored, or no assignment)");
         }
         tracing::info!("ingest stopped");
+    }
+
+    fn is_full(&self) -> bool {
+        self.batch.is_full(self.settings.batch_max_lines, self.settings.batch_max_bytes)
+    }
+
+    /// Hands the open batch to a write task. Only called with no write in flight.
+    fn start_write(&mut self) {
+        let Some(mut writer) = self.writer.take() else {
+            return tracing::error!("a write started while another is in flight");
+        };
+        let batch = std::mem::replace(&mut self.batch, std::mem::take(&mut self.spare));
+        let stop = self.stop_writes.clone();
+        self.in_flight = Some(tokio::spawn(async move {
+            let result = writer.write(&batch, &stop).await;
+            (writer, batch, result)
+        }));
+    }
+
+    /// Takes back what a write task returned; stores the batch's offsets
+    /// when it was written.
+    fn finish_write(&mut self, (writer, mut batch, result): Written) -> Result<(), Cancelled> {
+        self.writer = Some(writer);
+        self.stalled_since = None;
+        if result.is_ok() {
+            self.store_offsets(&batch);
+            if self.paused {
+                self.set_paused(false);
+            }
+        }
+        batch.clear();
+        self.spare = batch;
+        result
+    }
+
+    /// Keeps a message that arrived while paused: prefetched before the
+    /// pause, or from a partition assigned since (which is paused now).
+    fn hold(&mut self, m: OwnedMessage) {
+        self.held.push_back(m);
+        self.set_paused(true);
     }
 
     /// The interned name of `name`, counting one message consumed from it.
@@ -186,97 +270,6 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Writes the batch (retrying, bisecting), then stores its offsets.
-    async fn flush(&mut self, cancel: &CancellationToken) -> Result<(), Cancelled> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::take(&mut self.batch);
-        let result = self.write_all(&batch, cancel).await;
-        if result.is_ok() {
-            self.store_offsets(&batch);
-            if self.paused {
-                self.set_paused(false);
-            }
-        }
-        // On Cancelled the batch is dropped unstored: it will be re-delivered.
-        self.batch = batch;
-        self.batch.clear();
-        result
-    }
-
-    async fn write_all(&mut self, batch: &Batch, cancel: &CancellationToken) -> Result<(), Cancelled> {
-        let entries = batch.entries();
-        // Ranges of entries still to write; a rejected range is split in two.
-        let mut pending = Vec::new();
-        pending.push(0..entries.len());
-        while let Some(range) = pending.pop() {
-            let lines = batch.lines_of(&entries[range.clone()]);
-            if lines.is_empty() {
-                continue;
-            }
-            let line_count: usize = entries[range.clone()].iter().map(|e| e.line_count).sum();
-            loop {
-                let started = Instant::now();
-                let outcome = self.sink.write(&lines).await;
-                match outcome.action {
-                    Action::Done => {
-                        self.backoff.reset();
-                        telemetry::batch_written(line_count, lines.len(), started.elapsed());
-                        break;
-                    }
-                    Action::Retry(retry_after) => {
-                        let delay = self.backoff.delay(retry_after);
-                        telemetry::write_retry(outcome.status, &outcome.message, line_count, delay);
-                        self.wait_polling(delay, cancel).await?;
-                    }
-                    Action::Split if range.len() == 1 => {
-                        let e = &entries[range.start];
-                        let reason =
-                            format!("InfluxDB answered {}: {}", outcome.status.unwrap_or(0), outcome.message.trim());
-                        self.dlq
-                            .send(&e.source, e.key.as_deref(), &e.payload, "influx_rejected", &reason, cancel)
-                            .await?;
-                        break;
-                    }
-                    Action::Split => {
-                        telemetry::batch_split(outcome.status, &outcome.message, range.len());
-                        let mid = range.start + range.len() / 2;
-                        pending.push(mid..range.end);
-                        pending.push(range.start..mid);
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits `delay` while keeping the consumer polled (group membership,
-    /// rebalances) with its partitions paused.
-    async fn wait_polling(&mut self, delay: Duration, cancel: &CancellationToken) -> Result<(), Cancelled> {
-        if !self.paused {
-            self.set_paused(true);
-        }
-        let until = tokio::time::Instant::now() + delay;
-        loop {
-            (self.on_tick)();
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => return Ok(()),
-                _ = cancel.cancelled() => return Err(Cancelled),
-                m = self.consumer.recv() => {
-                    if let Ok(m) = m {
-                        self.held.push_back(m.detach());
-                        // Partitions assigned during the pause are not paused yet.
-                        if self.held.len() >= self.settings.batch_max_lines {
-                            self.set_paused(true);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     fn set_paused(&mut self, pause: bool) {
         let assignment = match self.consumer.assignment() {
             Ok(a) => a,
@@ -284,14 +277,10 @@ impl Pipeline {
         };
         let result = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
         match result {
+            Ok(()) if self.paused == pause => {}
             Ok(()) => {
                 self.paused = pause;
-                tracing::info!(
-                    partitions = assignment.count(),
-                    paused = pause,
-                    "consumption {}",
-                    if pause { "paused" } else { "resumed" }
-                );
+                telemetry::consumption_paused(pause, assignment.count());
             }
             Err(e) => tracing::warn!(error = %e, pause, "cannot pause/resume partitions"),
         }
@@ -311,6 +300,18 @@ impl Pipeline {
             // owner re-reads them; storing here would be wrong anyway.
             Err(e) => tracing::info!(error = %e, "offsets not stored (partitions revoked?)"),
         }
+    }
+}
+
+/// The result of the write in flight; pending forever when there is none.
+async fn wait(in_flight: &mut Option<JoinHandle<Written>>) -> Written {
+    let Some(handle) = in_flight.as_mut() else { return std::future::pending().await };
+    let joined = handle.await;
+    *in_flight = None;
+    match joined {
+        Ok(written) => written,
+        // The task only ends early by panicking: a bug, surfaced as one.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -92,3 +92,10 @@ pub fn consumer_lag(topic: &str, partition: i32, lag: i64) {
 pub fn fetch_queue(bytes: u64) {
     gauge!("netprobe_ingest_fetch_queue_bytes").set(bytes as f64);
 }
+
+/// Consumption of the assigned partitions was paused (a write stalled for
+/// [`crate::pipeline::PAUSE_AFTER`]) or resumed. Gauge: 1 while paused.
+pub fn consumption_paused(paused: bool, partitions: usize) {
+    gauge!("netprobe_ingest_consumption_paused").set(if paused { 1.0 } else { 0.0 });
+    tracing::info!(partitions, paused, "consumption {}", if paused { "paused" } else { "resumed" });
+}
