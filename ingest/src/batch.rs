@@ -29,10 +29,10 @@ impl std::fmt::Display for Source {
 pub struct Entry {
     /// Where it came from.
     pub source: Source,
-    /// The Kafka key, for the DLQ.
-    pub key: Option<Vec<u8>>,
-    /// The original payload, for the DLQ.
-    pub payload: Vec<u8>,
+    /// Its Kafka key in the batch's message buffer ([`Batch::key_of`]).
+    key: Option<Range<usize>>,
+    /// Its original payload there ([`Batch::payload_of`]), for the DLQ.
+    payload: Range<usize>,
     /// Its line protocol in [`Batch::lines`]; empty for a message already
     /// resolved (sent to the DLQ on decode).
     pub range: Range<usize>,
@@ -41,9 +41,12 @@ pub struct Entry {
 }
 
 /// Line protocol waiting to be written, and the messages it came from.
+/// Keys and payloads share one buffer, like the lines: a batch is a handful
+/// of allocations, not one per message.
 #[derive(Debug, Default)]
 pub struct Batch {
     lines: Vec<u8>,
+    messages: Vec<u8>,
     entries: Vec<Entry>,
     line_count: usize,
     opened: Option<Instant>,
@@ -63,13 +66,9 @@ impl Batch {
         render(&mut self.lines);
         self.opened.get_or_insert_with(Instant::now);
         self.line_count += line_count;
-        self.entries.push(Entry {
-            source,
-            key: key.map(<[u8]>::to_vec),
-            payload: payload.to_vec(),
-            range: start..self.lines.len(),
-            line_count,
-        });
+        let key = key.map(|k| self.keep(k));
+        let payload = self.keep(payload);
+        self.entries.push(Entry { source, key, payload, range: start..self.lines.len(), line_count });
     }
 
     /// Adds a message that is already resolved (in the DLQ): it has no
@@ -77,7 +76,24 @@ impl Batch {
     pub fn push_resolved(&mut self, source: Source) {
         self.opened.get_or_insert_with(Instant::now);
         let at = self.lines.len();
-        self.entries.push(Entry { source, key: None, payload: Vec::new(), range: at..at, line_count: 0 });
+        self.entries.push(Entry { source, key: None, payload: 0..0, range: at..at, line_count: 0 });
+    }
+
+    /// Appends `bytes` to the message buffer; returns where they are.
+    fn keep(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.messages.len();
+        self.messages.extend_from_slice(bytes);
+        start..self.messages.len()
+    }
+
+    /// The Kafka key of `entry` (an entry of this batch).
+    pub fn key_of(&self, entry: &Entry) -> Option<&[u8]> {
+        entry.key.clone().map(|k| &self.messages[k])
+    }
+
+    /// The original payload of `entry`; empty for a resolved message.
+    pub fn payload_of(&self, entry: &Entry) -> &[u8] {
+        &self.messages[entry.payload.clone()]
     }
 
     /// Whether the batch reached `max_lines` or `max_bytes`.
@@ -105,14 +121,13 @@ impl Batch {
         &self.entries
     }
 
-    /// The line protocol of `entries` (a sub-slice of [`Batch::entries`]),
-    /// concatenated.
-    pub fn lines_of(&self, entries: &[Entry]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(entries.iter().map(|e| e.range.len()).sum());
-        for e in entries {
-            out.extend_from_slice(&self.lines[e.range.clone()]);
+    /// The line protocol of the entries at `range` (indices into
+    /// [`Batch::entries`]): one slice, as entries render in order.
+    pub fn lines_of(&self, range: Range<usize>) -> &[u8] {
+        match (self.entries.get(range.start), range.end.checked_sub(1).and_then(|i| self.entries.get(i))) {
+            (Some(first), Some(last)) if !range.is_empty() => &self.lines[first.range.start..last.range.end],
+            _ => &[],
         }
-        out
     }
 
     /// The offset to commit per partition: one past the highest offset in
@@ -129,6 +144,7 @@ impl Batch {
     /// Empties the batch, keeping its buffers' capacity.
     pub fn clear(&mut self) {
         self.lines.clear();
+        self.messages.clear();
         self.entries.clear();
         self.line_count = 0;
         self.opened = None;
@@ -146,7 +162,7 @@ mod tests {
     #[test]
     fn next_offsets_are_one_past_the_highest_per_partition() {
         let mut b = Batch::default();
-        b.push(src("icmp.metrics", 0, 7), None, b"{}", 1, |out| out.extend_from_slice(b"a v=1 1\n"));
+        b.push(src("icmp.metrics", 0, 7), Some(b"k7"), b"{7}", 1, |out| out.extend_from_slice(b"a v=1 1\n"));
         b.push(src("icmp.metrics", 0, 8), None, b"{}", 1, |out| out.extend_from_slice(b"a v=2 2\n"));
         b.push_resolved(src("icmp.metrics", 0, 9));
         b.push(src("dns.metrics", 3, 41), None, b"{}", 1, |out| out.extend_from_slice(b"d v=1 1\n"));
@@ -154,8 +170,12 @@ mod tests {
         assert_eq!(next.get(&("icmp.metrics".into(), 0)), Some(&10));
         assert_eq!(next.get(&("dns.metrics".into(), 3)), Some(&42));
         assert_eq!(b.line_count(), 3);
-        assert_eq!(b.lines_of(&b.entries()[1..2]), b"a v=2 2\n");
-        assert_eq!(b.lines_of(&b.entries()[2..3]), b"", "resolved messages have no lines");
+        assert_eq!(b.lines_of(1..2), b"a v=2 2\n");
+        assert_eq!(b.lines_of(0..4), b"a v=1 1\na v=2 2\nd v=1 1\n");
+        assert_eq!(b.lines_of(2..3), b"", "resolved messages have no lines");
+        assert_eq!(b.lines_of(1..1), b"");
+        assert_eq!((b.key_of(&b.entries()[0]), b.payload_of(&b.entries()[0])), (Some(&b"k7"[..]), &b"{7}"[..]));
+        assert_eq!((b.key_of(&b.entries()[1]), b.payload_of(&b.entries()[1])), (None, &b"{}"[..]));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const DEFAULT_RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 pub const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Default per-request timeout of InfluxDB writes.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default number of batches written at once.
+pub const DEFAULT_WRITES_IN_FLIGHT: usize = 2;
 
 /// The whole ingest config file.
 ///
@@ -100,6 +102,10 @@ pub struct IngestSettings {
     /// Timeout of one write request. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// Batches written at once (each adds one batch of memory); they finish
+    /// in order, so offsets are stored in order. Default
+    /// [`DEFAULT_WRITES_IN_FLIGHT`]; 0 counts as 1.
+    pub writes_in_flight: usize,
     /// Prometheus self-metrics listener (`host:port`); none when absent.
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -114,6 +120,7 @@ impl Default for IngestSettings {
             retry_initial_backoff: DEFAULT_RETRY_INITIAL_BACKOFF,
             retry_max_backoff: DEFAULT_RETRY_MAX_BACKOFF,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            writes_in_flight: DEFAULT_WRITES_IN_FLIGHT,
             metrics_listen: None,
         }
     }
@@ -199,7 +206,10 @@ mod tests {
             (i.batch_max_lines, i.batch_max_bytes, i.batch_timeout, i.retry_initial_backoff, i.retry_max_backoff),
             (d.batch_max_lines, d.batch_max_bytes, d.batch_timeout, d.retry_initial_backoff, d.retry_max_backoff)
         );
-        assert_eq!((i.group_id.as_str(), i.write_timeout), (d.group_id.as_str(), d.write_timeout));
+        assert_eq!(
+            (i.group_id.as_str(), i.write_timeout, i.writes_in_flight),
+            (d.group_id.as_str(), d.write_timeout, d.writes_in_flight)
+        );
     }
 
     #[test]

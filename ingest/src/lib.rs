@@ -48,8 +48,10 @@ pub async fn run(
     tracing::info!(group = %config.ingest.group_id, influx = %config.influx.url, bucket = %config.influx.bucket, "ingest running");
     on_ready();
     let backoff = retry::Backoff::new(config.ingest.retry_initial_backoff, config.ingest.retry_max_backoff);
-    let writer = writer::Writer::new(sink, dlq.clone(), backoff);
-    pipeline::Pipeline::new(consumer, writer, dlq, config.ingest, on_tick).run(cancel).await;
+    let writers = (0..config.ingest.writes_in_flight.max(1))
+        .map(|_| writer::Writer::new(sink.clone(), dlq.clone(), backoff.clone()))
+        .collect();
+    pipeline::Pipeline::new(consumer, writers, dlq, config.ingest, on_tick).run(cancel).await;
     Ok(())
 }
 

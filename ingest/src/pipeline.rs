@@ -5,14 +5,16 @@
 //!   `enable.auto.offset.store=false`) only after every message up to it is
 //!   written to InfluxDB or safely in the DLQ. Crashing anywhere re-delivers
 //!   at most the uncommitted tail; points are idempotent, so nothing doubles.
-//! - One batch is written at a time, in its own task ([`Writer`]), while the
-//!   next one is consumed and rendered. Batches finish in order, so offsets
+//! - Batches are written in their own tasks ([`Writer`]), up to
+//!   `writes_in_flight` at once, while the next one is consumed and
+//!   rendered. They are finished in the order they were started, so offsets
 //!   are stored in order.
 //! - A write that fails for a reason that can pass (InfluxDB down, 5xx, 429,
-//!   timeouts) is retried with backoff. Once the next batch is full, the loop
+//!   timeouts) is retried with backoff. Once every writer is busy and the
+//!   next batch is full, the loop
 //!   stops receiving, so librdkafka's bounded prefetch queue fills and
-//!   fetching stops: back-pressure, memory bounded by two batches and the
-//!   prefetch. After [`PAUSE_AFTER`] the assigned partitions are paused and
+//!   fetching stops: back-pressure, memory bounded by `writes_in_flight` + 1
+//!   batches and the prefetch. After [`PAUSE_AFTER`] the assigned partitions are paused and
 //!   the consumer is polled again (what still arrives is held), so it stays
 //!   in its group.
 //! - A rejected batch (400/413/422) is bisected; only the messages InfluxDB
@@ -22,7 +24,7 @@
 //! - librdkafka refuses to store offsets of partitions no longer assigned,
 //!   so a revoked partition's offsets are never committed by this process.
 //!
-//! Shutdown (cancel): the batch in flight and then the open one are written
+//! Shutdown (cancel): the batches in flight and then the open one are written
 //! within [`SHUTDOWN_TIMEOUT`], stored offsets are committed synchronously,
 //! then `run` returns. What could not be written in time stays uncommitted
 //! and is re-delivered.
@@ -61,18 +63,18 @@ type Written = (Writer, Batch, Result<(), Cancelled>);
 /// The running pipeline of one ingest process.
 pub struct Pipeline {
     consumer: StreamConsumer<IngestContext>,
-    /// The writer, or `None` while a write task owns it.
-    writer: Option<Writer>,
-    /// The batch being written.
-    in_flight: Option<JoinHandle<Written>>,
+    /// Idle writers (the others are owned by write tasks).
+    writers: Vec<Writer>,
+    /// The batches being written, oldest first.
+    in_flight: VecDeque<JoinHandle<Written>>,
     /// Ends write retries; fired only when a shutdown runs out of time.
     stop_writes: CancellationToken,
     dlq: Arc<Dlq>,
     settings: IngestSettings,
     /// The batch being filled.
     batch: Batch,
-    /// An empty batch whose buffers are reused for the next one.
-    spare: Batch,
+    /// Empty batches whose buffers are reused.
+    spares: Vec<Batch>,
     /// Messages received while paused, processed after the write.
     held: VecDeque<OwnedMessage>,
     /// Since when the loop has stopped receiving (batch full, write in flight).
@@ -90,24 +92,25 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline over a subscribed consumer. `on_tick` is called from every
+    /// A pipeline over a subscribed consumer, writing with up to
+    /// `writers.len()` batches in flight. `on_tick` is called from every
     /// turn of the loop (the systemd watchdog ping).
     pub fn new(
         consumer: StreamConsumer<IngestContext>,
-        writer: Writer,
+        writers: Vec<Writer>,
         dlq: Arc<Dlq>,
         settings: IngestSettings,
         on_tick: Box<dyn FnMut() + Send>,
     ) -> Self {
         Pipeline {
             consumer,
-            writer: Some(writer),
-            in_flight: None,
+            writers,
+            in_flight: VecDeque::new(),
             stop_writes: CancellationToken::new(),
             dlq,
             settings,
             batch: Batch::default(),
-            spare: Batch::default(),
+            spares: Vec::new(),
             held: VecDeque::new(),
             stalled_since: None,
             paused: false,
@@ -127,14 +130,14 @@ impl Pipeline {
                 }
             }
             if self.is_full() {
-                if self.in_flight.is_none() {
+                if !self.writers.is_empty() {
                     self.start_write();
                     continue;
                 }
                 self.stalled_since.get_or_insert_with(Instant::now);
             }
             let deadline =
-                if self.in_flight.is_none() { self.batch.deadline(self.settings.batch_timeout) } else { None };
+                if self.writers.is_empty() { None } else { self.batch.deadline(self.settings.batch_timeout) };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -171,10 +174,16 @@ impl Pipeline {
         };
         // Messages received but not batched are simply not stored.
         self.held.clear();
+        if !self.batch.is_empty() && !self.writers.is_empty() {
+            self.start_write();
+        }
         let mut result = Ok(());
-        if self.in_flight.is_some() {
+        while !self.in_flight.is_empty() {
             let written = wait(&mut self.in_flight).await;
-            result = self.finish_write(written);
+            // After an unwritten batch, later ones must not store offsets.
+            if result.is_ok() {
+                result = self.finish_write(written);
+            }
         }
         if result.is_ok() && !self.batch.is_empty() {
             self.start_write();
@@ -199,14 +208,14 @@ impl Pipeline {
         self.batch.is_full(self.settings.batch_max_lines, self.settings.batch_max_bytes)
     }
 
-    /// Hands the open batch to a write task. Only called with no write in flight.
+    /// Hands the open batch to a write task. Only called with a writer idle.
     fn start_write(&mut self) {
-        let Some(mut writer) = self.writer.take() else {
-            return tracing::error!("a write started while another is in flight");
+        let Some(mut writer) = self.writers.pop() else {
+            return tracing::error!("a write started with every writer busy");
         };
-        let batch = std::mem::replace(&mut self.batch, std::mem::take(&mut self.spare));
+        let batch = std::mem::replace(&mut self.batch, self.spares.pop().unwrap_or_default());
         let stop = self.stop_writes.clone();
-        self.in_flight = Some(tokio::spawn(async move {
+        self.in_flight.push_back(tokio::spawn(async move {
             let result = writer.write(&batch, &stop).await;
             (writer, batch, result)
         }));
@@ -215,7 +224,7 @@ impl Pipeline {
     /// Takes back what a write task returned; stores the batch's offsets
     /// when it was written.
     fn finish_write(&mut self, (writer, mut batch, result): Written) -> Result<(), Cancelled> {
-        self.writer = Some(writer);
+        self.writers.push(writer);
         self.stalled_since = None;
         if result.is_ok() {
             self.store_offsets(&batch);
@@ -224,7 +233,7 @@ impl Pipeline {
             }
         }
         batch.clear();
-        self.spare = batch;
+        self.spares.push(batch);
         result
     }
 
@@ -303,11 +312,11 @@ impl Pipeline {
     }
 }
 
-/// The result of the write in flight; pending forever when there is none.
-async fn wait(in_flight: &mut Option<JoinHandle<Written>>) -> Written {
-    let Some(handle) = in_flight.as_mut() else { return std::future::pending().await };
+/// The result of the oldest write in flight; pending forever when there is none.
+async fn wait(in_flight: &mut VecDeque<JoinHandle<Written>>) -> Written {
+    let Some(handle) = in_flight.front_mut() else { return std::future::pending().await };
     let joined = handle.await;
-    *in_flight = None;
+    in_flight.pop_front();
     match joined {
         Ok(written) => written,
         // The task only ends early by panicking: a bug, surfaced as one.

@@ -42,14 +42,14 @@ impl Writer {
         let mut pending = Vec::new();
         pending.push(0..entries.len());
         while let Some(range) = pending.pop() {
-            let lines = batch.lines_of(&entries[range.clone()]);
+            let lines = batch.lines_of(range.clone());
             if lines.is_empty() {
                 continue;
             }
             let line_count: usize = entries[range.clone()].iter().map(|e| e.line_count).sum();
             loop {
                 let started = Instant::now();
-                let outcome = self.sink.write(&lines).await;
+                let outcome = self.sink.write(lines).await;
                 match outcome.action {
                     Action::Done => {
                         self.backoff.reset();
@@ -69,7 +69,7 @@ impl Writer {
                         let reason =
                             format!("InfluxDB answered {}: {}", outcome.status.unwrap_or(0), outcome.message.trim());
                         self.dlq
-                            .send(&e.source, e.key.as_deref(), &e.payload, "influx_rejected", &reason, cancel)
+                            .send(&e.source, batch.key_of(e), batch.payload_of(e), "influx_rejected", &reason, cancel)
                             .await?;
                         break;
                     }
