@@ -1,7 +1,7 @@
 //! Benchmark input for `scripts/bench ingest`: produces N wire messages (a
 //! realistic mix of kinds) to the probe topics under a prefix with the agent
 //! principal, writes the same messages as pre-rendered line protocol to a
-//! file (for the raw-write ceiling), and prints the expected point count per
+//! file (for the raw-write ceiling; grouped by topic), and prints the expected point count per
 //! measurement as JSON.
 //!
 //! Usage: bench_produce COUNT LINES_FILE  (Kafka settings from `scripts/stack env`,
@@ -156,7 +156,9 @@ async fn main() {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
-    let mut lines = std::io::BufWriter::new(std::fs::File::create(&lines_path).expect("lines file"));
+    // Lines per topic, written one topic after the other: batches then hold
+    // one measurement, as batches of a consumer catching up do.
+    let mut lines: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut expected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let started = Instant::now();
     let mut inflight = Vec::with_capacity(10_000);
@@ -169,8 +171,8 @@ async fn main() {
         }
         buf.clear();
         render(&pts, &mut buf);
-        lines.write_all(&buf).expect("write lines");
         let topic = Topic::for_probe_type(msg.probe_type()).name(&prefix);
+        lines.entry(topic.clone()).or_default().extend_from_slice(&buf);
         let payload = msg.encode().expect("encode");
         let key = msg.key();
         // send_result enqueues now; the futures complete from delivery reports.
@@ -189,7 +191,11 @@ async fn main() {
         d.await.expect("delivery report").map_err(|(e, _)| e).expect("delivered");
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
-    lines.flush().expect("flush lines");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&lines_path).expect("lines file"));
+    for topic_lines in lines.values() {
+        file.write_all(topic_lines).expect("write lines");
+    }
+    file.flush().expect("flush lines");
     let total: u64 = expected.values().sum();
     eprintln!("produced {count} messages ({total} points) in {:.1} s", started.elapsed().as_secs_f64());
     let per: Vec<String> = expected.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
