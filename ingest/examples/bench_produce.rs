@@ -1,8 +1,8 @@
 //! Benchmark input for `scripts/bench ingest`: produces N wire messages (a
 //! realistic mix of kinds) to the probe topics under a prefix with the agent
 //! principal, writes the same messages as pre-rendered line protocol to a
-//! file (for the raw-write ceiling; grouped by topic), and prints the expected point count per
-//! measurement as JSON.
+//! file (for the raw-write ceiling; grouped by topic), and prints the
+//! expected point count per measurement as JSON.
 //!
 //! Usage: bench_produce COUNT LINES_FILE  (Kafka settings from `scripts/stack env`,
 //! topic prefix from NETPROBE_BENCH_PREFIX).

@@ -123,11 +123,14 @@ impl Batch {
 
     /// The line protocol of the entries at `range` (indices into
     /// [`Batch::entries`]): one slice, as entries render in order.
+    ///
+    /// # Panics
+    /// When `range` is not within the entries, as slicing does.
     pub fn lines_of(&self, range: Range<usize>) -> &[u8] {
-        match (self.entries.get(range.start), range.end.checked_sub(1).and_then(|i| self.entries.get(i))) {
-            (Some(first), Some(last)) if !range.is_empty() => &self.lines[first.range.start..last.range.end],
-            _ => &[],
+        if range.is_empty() {
+            return &[];
         }
+        &self.lines[self.entries[range.start].range.start..self.entries[range.end - 1].range.end]
     }
 
     /// The offset to commit per partition: one past the highest offset in

@@ -104,7 +104,7 @@ pub struct IngestSettings {
     pub write_timeout: Duration,
     /// Batches written at once (each adds one batch of memory); they finish
     /// in order, so offsets are stored in order. Default
-    /// [`DEFAULT_WRITES_IN_FLIGHT`]; 0 counts as 1.
+    /// [`DEFAULT_WRITES_IN_FLIGHT`].
     pub writes_in_flight: usize,
     /// Prometheus self-metrics listener (`host:port`); none when absent.
     pub metrics_listen: Option<SocketAddr>,
@@ -141,10 +141,11 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the rules across fields that TOML types cannot express.
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let i = &self.ingest;
-        if i.batch_max_lines == 0 || i.batch_max_bytes == 0 {
-            return Err("[ingest] batch_max_lines and batch_max_bytes must be > 0".into());
+        if i.batch_max_lines == 0 || i.batch_max_bytes == 0 || i.writes_in_flight == 0 {
+            return Err("[ingest] batch_max_lines, batch_max_bytes and writes_in_flight must be > 0".into());
         }
         if i.batch_timeout.is_zero() {
             return Err("[ingest] batch_timeout must be > 0".into());
@@ -226,5 +227,8 @@ mod tests {
             .replace("retry_initial_backoff = \"200ms\"", "retry_initial_backoff = \"1m\"");
         let err = load(&text).expect_err("initial > max");
         assert!(err.to_string().contains("retry_initial_backoff"), "{err}");
+        let text = include_str!("../ingest.example.toml").replace("writes_in_flight = 2", "writes_in_flight = 0");
+        let err = load(&text).expect_err("no writer");
+        assert!(err.to_string().contains("writes_in_flight"), "{err}");
     }
 }

@@ -37,6 +37,7 @@ pub async fn run(
     on_ready: impl FnOnce(),
     on_tick: Box<dyn FnMut() + Send>,
 ) -> Result<(), Error> {
+    config.validate().map_err(|message| Error::Config { path: "config".into(), message })?;
     let token = config.influx.token()?;
     let sink = sink::InfluxSink::new(&config.influx, &token, config.ingest.write_timeout)?;
     let dlq = std::sync::Arc::new(dlq::Dlq::new(
@@ -48,7 +49,7 @@ pub async fn run(
     tracing::info!(group = %config.ingest.group_id, influx = %config.influx.url, bucket = %config.influx.bucket, "ingest running");
     on_ready();
     let backoff = retry::Backoff::new(config.ingest.retry_initial_backoff, config.ingest.retry_max_backoff);
-    let writers = (0..config.ingest.writes_in_flight.max(1))
+    let writers = (0..config.ingest.writes_in_flight)
         .map(|_| writer::Writer::new(sink.clone(), dlq.clone(), backoff.clone()))
         .collect();
     pipeline::Pipeline::new(consumer, writers, dlq, config.ingest, on_tick).run(cancel).await;

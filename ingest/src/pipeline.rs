@@ -121,6 +121,7 @@ impl Pipeline {
 
     /// Runs until `cancel` fires, then writes what it has (bounded) and commits.
     pub async fn run(mut self, cancel: CancellationToken) {
+        let mut written_so_far = Ok(());
         'outer: loop {
             (self.on_tick)();
             while !self.is_full() {
@@ -142,9 +143,8 @@ impl Pipeline {
                 biased;
                 _ = cancel.cancelled() => break,
                 written = wait(&mut self.in_flight) => {
-                    if self.finish_write(written).is_err() {
-                        // Later messages must not be stored past an unwritten batch.
-                        self.batch.clear();
+                    written_so_far = self.finish_write(written);
+                    if written_so_far.is_err() {
                         break;
                     }
                 }
@@ -161,10 +161,12 @@ impl Pipeline {
                 },
             }
         }
-        self.shutdown().await;
+        self.shutdown(written_so_far).await;
     }
 
-    async fn shutdown(mut self) {
+    /// Writes the batches in flight and the open one, unless a batch before
+    /// them was not written (`result`): offsets are never stored past it.
+    async fn shutdown(mut self, mut result: Result<(), Cancelled>) {
         let timer = {
             let stop = self.stop_writes.clone();
             tokio::spawn(async move {
@@ -174,21 +176,18 @@ impl Pipeline {
         };
         // Messages received but not batched are simply not stored.
         self.held.clear();
-        if !self.batch.is_empty() && !self.writers.is_empty() {
-            self.start_write();
-        }
-        let mut result = Ok(());
-        while !self.in_flight.is_empty() {
+        loop {
+            if result.is_ok() && !self.batch.is_empty() && !self.writers.is_empty() {
+                self.start_write();
+            }
+            if self.in_flight.is_empty() {
+                break;
+            }
             let written = wait(&mut self.in_flight).await;
             // After an unwritten batch, later ones must not store offsets.
             if result.is_ok() {
                 result = self.finish_write(written);
             }
-        }
-        if result.is_ok() && !self.batch.is_empty() {
-            self.start_write();
-            let written = wait(&mut self.in_flight).await;
-            result = self.finish_write(written);
         }
         match result {
             Ok(()) => tracing::info!("last batches written"),
