@@ -7,7 +7,9 @@ use std::time::Duration;
 use netprobe_wire::KafkaSettings;
 use serde::Deserialize;
 
-use crate::probe::{self, Target};
+use netprobe_wire::ProbeType;
+
+use crate::probe::{self, Probe, Target};
 use crate::Error;
 
 /// Default heartbeat period (`probe.health`).
@@ -15,24 +17,59 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 /// Default registry re-publish period (`agent.registry`).
 pub const DEFAULT_REGISTRY_INTERVAL: Duration = Duration::from_secs(600);
 
-/// The whole agent config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Identity and housekeeping.
-    pub agent: AgentSettings,
-    /// Kafka connection (the `agent` principal).
-    pub kafka: KafkaSettings,
-    /// ICMP echo targets; a table with `targets = [...]` gives one per
-    /// address, with the table's settings.
-    #[serde(default, deserialize_with = "probe::icmp::expand_tables")]
-    pub icmp: Vec<probe::icmp::Target>,
-    /// DNS queries.
-    #[serde(default)]
-    pub dns: Vec<probe::dns::Target>,
-    /// HTTP requests.
-    #[serde(default)]
-    pub http: Vec<probe::http::Target>,
+/// The registry of probe types: `table => config struct`. Each line makes
+/// an `[[table]]` array in the config file, a `--only` name and a
+/// concurrency limit; adding a probe type is one line here.
+macro_rules! probe_types {
+    ($($table:ident => $probe:ty),+ $(,)?) => {
+        /// The whole agent config file.
+        #[derive(Clone, Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Config {
+            /// Identity and housekeeping.
+            pub agent: AgentSettings,
+            /// Kafka connection (the `agent` principal).
+            pub kafka: KafkaSettings,
+            $(
+                #[doc = concat!("The `[[", stringify!($table), "]]` tables, one target each (see its module).")]
+                #[serde(default, deserialize_with = "probe_tables")]
+                pub $table: Vec<$probe>,
+            )+
+        }
+
+        /// Every probe type this agent runs, in config order.
+        pub const PROBE_TYPES: &[probe::Registered] = &[$(probe::Registered::of::<$probe>()),+];
+
+        impl Config {
+            /// Every configured target, in file order, limited to `only`
+            /// when it is not empty.
+            pub fn targets(&self, only: &[ProbeType]) -> Vec<Target> {
+                let mut all = Vec::new();
+                $(
+                    if only.is_empty() || only.contains(&<$probe as Probe>::TYPE) {
+                        all.extend(self.$table.iter().cloned().map(Target::from));
+                    }
+                )+
+                all
+            }
+        }
+    };
+}
+
+probe_types! {
+    icmp => probe::icmp::Target,
+    dns => probe::dns::Target,
+    http => probe::http::Target,
+}
+
+/// Reads one probe type's tables: a list of its config structs (each
+/// module's `Deserialize` may expand one table into several targets).
+fn probe_tables<'de, D, P>(d: D) -> Result<Vec<P>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    P: Probe + Deserialize<'de>,
+{
+    P::tables(d)
 }
 
 /// The `[agent]` table.
@@ -40,9 +77,12 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct AgentSettings {
     /// This agent's identity, e.g. `pop-fra-01`: the first half of every
-    /// message key and the `probe_id` tag of every point.
+    /// message key and the `probe_id` tag of every point (a tag value: see
+    /// [`tag_value`]).
+    #[serde(deserialize_with = "tag_value")]
     pub probe_id: String,
-    /// Human location, e.g. `Frankfurt, DE`.
+    /// Human location, e.g. `Frankfurt, DE` (a tag value: see [`tag_value`]).
+    #[serde(deserialize_with = "tag_value")]
     pub location: String,
     /// Directory of the on-disk spool that keeps measurements while Kafka
     /// is unreachable. Without it such measurements are lost (and counted).
@@ -86,13 +126,6 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         let config: Config = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
         let a = &config.agent;
-        if a.probe_id.is_empty() || a.probe_id.contains(['\n', '\r']) || a.probe_id.ends_with('\\') {
-            return Err(fail(
-                "[agent] probe_id must be non-empty, without line breaks and not end with a backslash \
-                 (InfluxDB 2.x tags cannot carry those)"
-                    .into(),
-            ));
-        }
         if a.heartbeat_interval.is_zero() || a.registry_interval.is_zero() {
             return Err(fail("[agent] heartbeat_interval and registry_interval must be > 0".into()));
         }
@@ -105,15 +138,36 @@ impl Config {
         }
         Ok(config)
     }
+}
 
-    /// Every configured target, in file order, limited to `only` when it
-    /// is not empty.
-    pub fn targets(&self, only: &[netprobe_wire::ProbeType]) -> Vec<Target> {
-        let all = (self.icmp.iter().cloned().map(Target::Icmp))
-            .chain(self.dns.iter().cloned().map(Target::Dns))
-            .chain(self.http.iter().cloned().map(Target::Http));
-        all.filter(|t| only.is_empty() || only.contains(&t.probe_type())).collect()
+/// Checks a string that becomes an InfluxDB tag value (probe_id, location,
+/// targets): not empty, no line break, no trailing backslash, which InfluxDB
+/// 2.x line protocol cannot carry (DESIGN.md "InfluxDB schema"). Ingest
+/// would send every message carrying such a value to the DLQ.
+///
+/// # Errors
+/// A message saying which rule the value breaks.
+pub fn check_tag_value(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        Err("must not be empty".into())
+    } else if value.contains(['\n', '\r']) {
+        Err("must not contain a line break (InfluxDB tags cannot carry it)".into())
+    } else if value.ends_with('\\') {
+        Err("must not end with a backslash (InfluxDB 2.x tags cannot carry it)".into())
+    } else {
+        Ok(())
     }
+}
+
+/// Deserializes a string checked by [`check_tag_value`]; the TOML parser
+/// adds the file position and key to the error.
+///
+/// # Errors
+/// The rule the value breaks.
+pub fn tag_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    check_tag_value(&value).map_err(|e| serde::de::Error::custom(format!("{value:?} {e}")))?;
+    Ok(value)
 }
 
 #[cfg(test)]

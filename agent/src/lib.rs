@@ -8,9 +8,9 @@ mod error;
 pub mod probe;
 pub mod publisher;
 pub mod registry;
+pub mod run_counters;
 pub mod scheduler;
 pub mod spool;
-pub mod stats;
 
 use std::sync::Arc;
 
@@ -34,8 +34,13 @@ pub const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(1
 /// - the registry record at start and every `registry_interval`, a
 ///   heartbeat every `heartbeat_interval`;
 /// - each config received on `reloads` replaces the targets (SIGHUP);
-/// - `on_ready` once Kafka answered a metadata request; `watchdog` from
-///   the main loop (at least every second);
+/// - `on_ready` once the spool is open and the targets are scheduled,
+///   whether or not Kafka answers (the spool keeps results until it does;
+///   Kafka's state is in the heartbeat and `netprobe_agent_kafka_connected`);
+///   `watchdog` from the main loop (at least every second);
+/// - with `only` set, the agent is the instance named by those types
+///   (`icmp`, or `dns+http`): its registry record and heartbeats carry
+///   `instance` and are keyed `probe_id/instance`;
 /// - at the end: in-flight runs finish (up to [`IN_FLIGHT_GRACE`]) and are
 ///   published, queued messages get
 ///   [`SHUTDOWN_FLUSH`] to reach Kafka, the rest is spooled.
@@ -60,15 +65,16 @@ pub async fn run(
         }
     };
     let publisher = publisher::Publisher::new(&config.kafka, spool)?;
+    let instance = (!only.is_empty()).then(|| only.iter().map(ProbeType::as_str).collect::<Vec<_>>().join("+"));
     let identity = registry::Identity::discover(
         &config.agent.probe_id,
         &config.agent.location,
+        instance,
         config.kafka.brokers.first().map(String::as_str),
     );
     let drain = tokio::spawn(publisher.clone().drain(cancel.child_token()));
-    tokio::spawn(notify_ready(publisher.clone(), cancel.child_token(), on_ready));
 
-    let stats = Arc::new(stats::RunStats::default());
+    let stats = Arc::new(run_counters::RunCounters::default());
     let (results, mut inbox) = mpsc::channel::<Message>(4096);
     let mut scheduler = scheduler::Scheduler::new(
         identity.probe_id.clone(),
@@ -80,7 +86,9 @@ pub async fn run(
     let targets = config.targets(&only);
     let mut available = available_types(&targets);
     scheduler.apply(targets);
-    tracing::info!(probe_id = %identity.probe_id, targets = scheduler.len(), "agent running");
+    tracing::info!(probe_id = %identity.probe_id, instance = identity.instance, targets = scheduler.len(), "agent running");
+    on_ready();
+    let kafka_gauge = metrics::gauge!("netprobe_agent_kafka_connected");
 
     let mut registry = tokio::time::interval(config.agent.registry_interval);
     let mut heartbeat = tokio::time::interval(config.agent.heartbeat_interval);
@@ -108,7 +116,10 @@ pub async fn run(
                 };
                 publisher.publish(&identity.health(&counters, publisher.kafka_connected()));
             }
-            _ = tick.tick() => watchdog(),
+            _ = tick.tick() => {
+                watchdog();
+                kafka_gauge.set(if publisher.kafka_connected() { 1.0 } else { 0.0 });
+            }
         }
     }
     // In-flight runs finish and are published (bounded); the inbox closes
@@ -141,22 +152,6 @@ fn lock_dir(dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, E
         .map_err(|e| fail(e.to_string()))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|(_, e)| fail(format!("{e}: another agent uses this spool_dir; give each agent its own")))
-}
-
-/// Calls `on_ready` once Kafka answers a metadata request (retrying every
-/// 2 s until `cancel`).
-async fn notify_ready(publisher: publisher::Publisher, cancel: CancellationToken, on_ready: impl FnOnce()) {
-    loop {
-        let p = publisher.clone();
-        if let Ok(true) = tokio::task::spawn_blocking(move || p.check_connection()).await {
-            on_ready();
-            return;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-        }
-    }
 }
 
 /// The probe types among `targets`, for the registry record.

@@ -23,17 +23,8 @@ struct Args {
     #[arg(long)]
     health_check: bool,
     /// Limit to these probe types (comma-separated: icmp,dns,http).
-    #[arg(long, value_delimiter = ',', value_name = "TYPES", value_parser = parse_probe_type)]
+    #[arg(long, value_delimiter = ',', value_name = "TYPES", value_parser = probe::parse_probe_type)]
     only: Vec<ProbeType>,
-}
-
-fn parse_probe_type(s: &str) -> Result<ProbeType, String> {
-    match s {
-        "icmp" => Ok(ProbeType::Icmp),
-        "dns" => Ok(ProbeType::Dns),
-        "http" => Ok(ProbeType::Http),
-        other => Err(format!("unknown probe type {other:?} (this agent runs icmp, dns, http)")),
-    }
 }
 
 fn main() -> ExitCode {
@@ -85,9 +76,9 @@ async fn health_check(config: &Config, only: &[ProbeType]) -> ExitCode {
     let targets = config.targets(only);
     let probe_id = netprobe_wire::ProbeId(config.agent.probe_id.clone());
     let messages = scheduler::run_once(&targets, &probe_id, &config.agent.location).await;
-    let mut ok = messages.len() == targets.len();
-    for msg in &messages {
-        ok &= probe::succeeded(&msg.body);
+    let mut ok = true;
+    for (target, msg) in targets.iter().zip(&messages) {
+        ok &= target.succeeded(&msg.body);
         match msg.encode() {
             Ok(json) => println!("{}", String::from_utf8_lossy(&json)),
             Err(e) => {

@@ -11,14 +11,23 @@
 //! - [`Publisher::drain`] re-sends the spool oldest first in batches and
 //!   acknowledges only the delivered prefix, so nothing spooled is lost;
 //!   some may arrive twice (at-least-once; points are idempotent).
-//! - Each spooled message is written to the kernel at once and the spool
-//!   fsynced every [`SYNC_INTERVAL`]: a `kill -9` loses nothing, a power
-//!   cut at most that interval.
+//! - Every spool operation (append, fsync, read, acknowledge) runs off the
+//!   async runtime: appends on the `netprobe-spool` thread in arrival
+//!   order, fsyncs and re-send reads in `spawn_blocking`; the runtime only
+//!   reads counters. A slow disk delays the spool, never a probe's clock.
+//! - Each spooled message is written to the kernel as soon as the spool
+//!   thread takes it (normally within microseconds; behind an fsync of a
+//!   slow disk, after it) and the spool is fsynced every [`SYNC_INTERVAL`].
+//!   What a `kill -9` loses: the messages librdkafka holds in memory while
+//!   the broker is up (at most [`MESSAGE_TIMEOUT`] worth; they are not yet
+//!   in the spool, as the spool keeps only what Kafka did not take) and
+//!   those queued for the spool thread at that instant. A power cut loses at
+//!   most [`SYNC_INTERVAL`] of spooled messages as well.
 //!
 //! Without a `spool_dir` undeliverable messages are counted as dropped.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use netprobe_wire::{KafkaSettings, Message, Topic};
@@ -54,46 +63,101 @@ pub struct Publisher {
     shared: Arc<Shared>,
 }
 
+/// Work for the spool thread.
+enum Job {
+    /// Append a message Kafka did not take.
+    Keep(Record, String),
+    /// Answer once every earlier job is done.
+    Barrier(mpsc::SyncSender<()>),
+}
+
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher").field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
 
-/// State shared with librdkafka's callbacks.
+/// State shared with librdkafka's callbacks and the spool thread.
 #[derive(Debug)]
 struct Shared {
     spool: Option<Mutex<Spool>>,
+    /// To the spool thread (`None` without a spool).
+    jobs: Option<mpsc::Sender<Job>>,
+    /// The spool's length and drop count as of its last operation, so the
+    /// runtime never waits for the spool's lock.
+    spool_len: AtomicU64,
+    spool_dropped: AtomicU64,
     connected: AtomicBool,
     /// Messages lost without a spool (or when the spool fails).
     lost: AtomicU64,
 }
 
 impl Shared {
-    fn spool(&self) -> Option<MutexGuard<'_, Spool>> {
-        self.spool.as_ref().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    /// Runs `f` on the spool (blocking: never call it on the runtime).
+    fn with_spool<R>(&self, f: impl FnOnce(&mut Spool) -> R) -> Option<R> {
+        let mut spool = self.spool.as_ref()?.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = f(&mut spool);
+        self.spool_len.store(spool.len(), Ordering::Relaxed);
+        self.spool_dropped.store(spool.dropped(), Ordering::Relaxed);
+        Some(result)
     }
 
-    /// Keeps a message Kafka did not take: spool, or count it lost.
+    /// Hands a message Kafka did not take to the spool thread, or counts it
+    /// lost without a spool. Never blocks.
     fn keep(&self, topic: &str, key: &[u8], payload: &[u8], why: &dyn std::fmt::Display) {
         let record = Record {
             topic: topic.to_owned(),
             key: String::from_utf8_lossy(key).into_owned(),
             payload: payload.to_vec(),
         };
-        let spooled = match self.spool() {
-            Some(mut spool) => spool.push(&record).and_then(|()| spool.flush()).map_err(|e| e.to_string()),
-            None => Err("no spool_dir configured".to_owned()),
-        };
-        match spooled {
-            Ok(()) => {
-                metrics::counter!("netprobe_agent_spooled_messages_total").increment(1);
-                tracing::debug!(topic, key = record.key, reason = %why, "message spooled");
+        let why = why.to_string();
+        match &self.jobs {
+            Some(jobs) => {
+                if let Err(mpsc::SendError(Job::Keep(record, why))) = jobs.send(Job::Keep(record, why)) {
+                    self.count_lost(&record, &why, "the spool thread has stopped");
+                }
             }
-            Err(e) => {
-                self.lost.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("netprobe_agent_lost_messages_total").increment(1);
-                tracing::error!(topic, key = record.key, reason = %why, error = e, "message lost");
+            None => self.count_lost(&record, &why, "no spool_dir configured"),
+        }
+    }
+
+    /// Appends `record` to the spool (on the spool thread).
+    fn append(&self, record: &Record, why: &str) {
+        let appended = self.with_spool(|spool| {
+            spool.push(record)?;
+            // A failed write leaves the record in the spool's buffer, to be
+            // written at the next flush or sync: spooled, not lost.
+            if let Err(e) = spool.flush() {
+                tracing::warn!(topic = record.topic, key = record.key, error = %e, "spooled message not written yet; retried at the next sync");
+            }
+            Ok::<(), crate::spool::SpoolError>(())
+        });
+        match appended {
+            Some(Ok(())) => {
+                metrics::counter!("netprobe_agent_spooled_messages_total").increment(1);
+                tracing::debug!(topic = record.topic, key = record.key, reason = why, "message spooled");
+            }
+            Some(Err(e)) => self.count_lost(record, why, &e.to_string()),
+            None => self.count_lost(record, why, "no spool_dir configured"),
+        }
+    }
+
+    fn count_lost(&self, record: &Record, why: &str, error: &str) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("netprobe_agent_lost_messages_total").increment(1);
+        tracing::error!(topic = record.topic, key = record.key, reason = why, error, "message lost");
+    }
+}
+
+/// The spool thread: appends what Kafka did not take, in arrival order,
+/// until every [`Publisher`] is gone (the channel closes with them).
+fn spool_thread(shared: std::sync::Weak<Shared>, jobs: mpsc::Receiver<Job>) {
+    for job in jobs {
+        let Some(shared) = shared.upgrade() else { return };
+        match job {
+            Job::Keep(record, why) => shared.append(&record, &why),
+            Job::Barrier(done) => {
+                let _ = done.send(());
             }
         }
     }
@@ -157,11 +221,29 @@ impl Publisher {
     /// [`Error::Wire`] for unusable settings, [`Error::Kafka`] when librdkafka
     /// refuses the configuration.
     pub fn new(settings: &KafkaSettings, spool: Option<Spool>) -> Result<Self, Error> {
+        let (jobs, queue) = mpsc::channel();
+        let has_spool = spool.is_some();
         let shared = Arc::new(Shared {
+            spool_len: AtomicU64::new(spool.as_ref().map_or(0, Spool::len)),
+            spool_dropped: AtomicU64::new(spool.as_ref().map_or(0, Spool::dropped)),
             spool: spool.map(Mutex::new),
+            jobs: has_spool.then_some(jobs),
             connected: AtomicBool::new(true),
             lost: AtomicU64::new(0),
         });
+        if has_spool {
+            let thread_shared = Arc::downgrade(&shared);
+            std::thread::Builder::new()
+                .name("netprobe-spool".into())
+                .spawn(move || spool_thread(thread_shared, queue))
+                .map_err(|e| {
+                    Error::Spool(crate::spool::SpoolError::Io {
+                        op: "start the spool thread for",
+                        path: "spool".into(),
+                        source: e,
+                    })
+                })?;
+        }
         let producer = settings
             .client_config()?
             .set("enable.idempotence", "true")
@@ -216,15 +298,22 @@ impl Publisher {
         }
     }
 
-    /// Messages waiting in the spool.
+    /// Messages waiting in the spool (as of its last operation; never
+    /// waits for the disk).
     pub fn spool_messages(&self) -> u64 {
-        self.shared.spool().map_or(0, |s| s.len())
+        self.shared.spool_len.load(Ordering::Relaxed)
     }
 
     /// Messages lost since start: dropped by the spool bound, found
     /// corrupt in the spool, or undeliverable without a spool.
     pub fn dropped_messages(&self) -> u64 {
-        self.shared.lost.load(Ordering::Relaxed) + self.shared.spool().map_or(0, |s| s.dropped())
+        self.shared.lost.load(Ordering::Relaxed) + self.shared.spool_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the spool in the blocking pool (off the runtime).
+    async fn on_spool<R: Send + 'static>(&self, f: impl FnOnce(&mut Spool) -> R + Send + 'static) -> Option<R> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || shared.with_spool(f)).await.ok().flatten()
     }
 
     /// Until `cancel`: fsyncs the spool every [`SYNC_INTERVAL`], and re-sends
@@ -236,7 +325,7 @@ impl Publisher {
         }
         let sync = async {
             loop {
-                self.sync();
+                self.sync().await;
                 metrics::gauge!("netprobe_agent_spool_messages").set(self.spool_messages() as f64);
                 tokio::time::sleep(SYNC_INTERVAL).await;
             }
@@ -266,7 +355,7 @@ impl Publisher {
     /// Re-sends up to `max` of the oldest spooled messages and acknowledges
     /// the delivered prefix. Returns how many were acknowledged.
     async fn resend(&self, max: usize) -> usize {
-        let batch = match self.shared.spool().map(|mut s| s.peek(max)) {
+        let batch = match self.on_spool(move |s| s.peek(max)).await {
             Some(Ok(b)) => b,
             Some(Err(e)) => {
                 tracing::error!(error = %e, "reading the spool");
@@ -294,7 +383,7 @@ impl Publisher {
         // Later messages of the batch may be in Kafka too; they are re-sent
         // (duplicates, never gaps).
         if delivered > 0 {
-            if let Some(Err(e)) = self.shared.spool().map(|mut s| s.ack(delivered)) {
+            if let Some(Err(e)) = self.on_spool(move |s| s.ack(delivered)).await {
                 tracing::error!(error = %e, "acknowledging re-sent spool messages");
             }
             self.shared.connected.store(true, Ordering::Relaxed);
@@ -303,14 +392,15 @@ impl Publisher {
         delivered
     }
 
-    fn sync(&self) {
-        if let Some(Err(e)) = self.shared.spool().map(|mut s| s.sync()) {
+    async fn sync(&self) {
+        if let Some(Err(e)) = self.on_spool(Spool::sync).await {
             tracing::error!(error = %e, "fsync of the spool failed");
         }
     }
 
-    /// At shutdown: waits up to `timeout` for queued messages, spools what
-    /// is still queued or in flight, and fsyncs the spool.
+    /// At shutdown (blocking; call it from `spawn_blocking`): waits up to
+    /// `timeout` for queued messages, spools what is still queued or in
+    /// flight, and fsyncs the spool once the spool thread has written it.
     pub fn shutdown(&self, timeout: Duration) {
         if self.producer.flush(timeout).is_err() {
             let queued = self.producer.in_flight_count();
@@ -319,6 +409,14 @@ impl Publisher {
             // Serves the purge's delivery reports, which spool the messages.
             let _ = self.producer.flush(Duration::from_secs(1));
         }
-        self.sync();
+        if let Some(jobs) = &self.shared.jobs {
+            let (done, barrier) = mpsc::sync_channel(1);
+            if jobs.send(Job::Barrier(done)).is_ok() {
+                let _ = barrier.recv();
+            }
+        }
+        if let Some(Err(e)) = self.shared.with_spool(Spool::sync) {
+            tracing::error!(error = %e, "fsync of the spool failed");
+        }
     }
 }

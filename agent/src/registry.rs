@@ -22,12 +22,16 @@ pub struct Identity {
     pub ip: Option<IpAddr>,
     /// When the agent started.
     pub started_at: Timestamp,
+    /// This agent's instance among several with one `probe_id` on a host
+    /// (`netprobe-agent@icmp`: `icmp`); it keys the registry record and the
+    /// heartbeats, so instances do not overwrite each other.
+    pub instance: Option<String>,
     started: Instant,
 }
 
 impl Identity {
     /// Reads host facts; `broker` (`host:port`) picks the reported address.
-    pub fn discover(probe_id: &str, location: &str, broker: Option<&str>) -> Self {
+    pub fn discover(probe_id: &str, location: &str, instance: Option<String>, broker: Option<&str>) -> Self {
         let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_owned()).ok();
         let pretty = read("/etc/os-release").and_then(|t| {
             t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
@@ -41,6 +45,7 @@ impl Identity {
             os,
             ip: broker.and_then(source_ip),
             started_at: Timestamp::now(),
+            instance,
             started: Instant::now(),
         }
     }
@@ -60,6 +65,7 @@ impl Identity {
             uptime_s: self.uptime_s(),
             started_at: self.started_at,
             os: self.os.clone(),
+            instance: self.instance.clone(),
         }))
     }
 
@@ -73,6 +79,7 @@ impl Identity {
             spool_messages: counters.spool_messages,
             spool_dropped_messages: counters.spool_dropped_messages,
             kafka_connected,
+            instance: self.instance.clone(),
         }))
     }
 
@@ -112,7 +119,7 @@ mod tests {
 
     #[test]
     fn registry_and_health_carry_identity_and_counters() {
-        let id = Identity::discover("pop-test", "Loopback, LO", Some("127.0.0.1:9"));
+        let id = Identity::discover("pop-test", "Loopback, LO", None, Some("127.0.0.1:9"));
         assert_eq!(id.ip, Some("127.0.0.1".parse().expect("ip")));
         assert!(!id.hostname.is_empty() && id.os.contains("Linux"), "{id:?}");
         let reg = id.registry(vec![ProbeType::Icmp]);
@@ -123,5 +130,15 @@ mod tests {
         let counters = Counters { runs_last_hour: 7, spool_dropped_messages: 2, ..Counters::default() };
         let Body::Health(h) = id.health(&counters, true).body else { panic!("health body") };
         assert_eq!((h.runs_last_hour, h.spool_dropped_messages, h.kafka_connected), (7, 2, true));
+    }
+
+    #[test]
+    fn an_instance_keys_its_own_registry_record_and_heartbeats() {
+        let icmp = Identity::discover("pop-test", "Loopback, LO", Some("icmp".into()), None);
+        let dns = Identity::discover("pop-test", "Loopback, LO", Some("dns".into()), None);
+        assert_eq!(icmp.registry(vec![ProbeType::Icmp]).key(), "pop-test/icmp");
+        assert_eq!(dns.health(&Counters::default(), true).key(), "pop-test/dns");
+        let Body::Registry(r) = &icmp.registry(vec![ProbeType::Icmp]).body else { panic!("registry body") };
+        assert_eq!((r.instance.as_deref(), r.available_metrics.as_slice()), (Some("icmp"), &[ProbeType::Icmp][..]));
     }
 }

@@ -25,23 +25,25 @@ use netprobe_wire::{Message, ProbeId, ProbeType, Timestamp};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
-use crate::probe::{self, Context, Target};
-use crate::stats::RunStats;
+use crate::probe::{Context, Target};
+use crate::run_counters::RunCounters;
 
-/// Concurrent runs allowed per probe type.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// ICMP runs in flight.
-    pub icmp: usize,
-    /// DNS queries in flight.
-    pub dns: usize,
-    /// HTTP requests in flight.
-    pub http: usize,
-}
+/// Concurrent runs allowed per probe type; by default each registered
+/// type's [`Probe::CONCURRENCY`](crate::probe::Probe::CONCURRENCY).
+#[derive(Clone, Debug)]
+pub struct Limits(HashMap<ProbeType, usize>);
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { icmp: 20_000, dns: 256, http: 64 }
+        Limits(crate::config::PROBE_TYPES.iter().map(|t| (t.probe_type, t.concurrency)).collect())
+    }
+}
+
+impl Limits {
+    /// These limits with `runs` in flight at most for `probe_type` (at least 1).
+    pub fn with(mut self, probe_type: ProbeType, runs: usize) -> Self {
+        self.0.insert(probe_type, runs);
+        self
     }
 }
 
@@ -54,14 +56,14 @@ pub struct Scheduler {
     /// To the clock task; `None` once stopped.
     clock: Option<mpsc::UnboundedSender<Command>>,
     /// Label -> running targets with their clock ids (for reload diffs).
-    running: HashMap<String, Vec<(Arc<Target>, u64)>>,
+    running: HashMap<String, Vec<(Target, u64)>>,
     next_id: u64,
 }
 
 /// A change of the target set, for the clock task.
 #[derive(Debug)]
 enum Command {
-    Start(u64, Arc<Target>),
+    Start(u64, Target),
     Stop(u64),
 }
 
@@ -71,7 +73,7 @@ struct Shared {
     probe_id: ProbeId,
     location: String,
     sink: mpsc::Sender<Message>,
-    stats: Arc<RunStats>,
+    stats: Arc<RunCounters>,
     permits: HashMap<ProbeType, Arc<Semaphore>>,
 }
 
@@ -82,13 +84,10 @@ impl Scheduler {
         probe_id: ProbeId,
         location: String,
         sink: mpsc::Sender<Message>,
-        stats: Arc<RunStats>,
+        stats: Arc<RunCounters>,
         limits: Limits,
     ) -> Self {
-        let permits = [(ProbeType::Icmp, limits.icmp), (ProbeType::Dns, limits.dns), (ProbeType::Http, limits.http)]
-            .into_iter()
-            .map(|(t, n)| (t, Arc::new(Semaphore::new(n.max(1)))))
-            .collect();
+        let permits = limits.0.into_iter().map(|(t, n)| (t, Arc::new(Semaphore::new(n.max(1))))).collect();
         let shared = Arc::new(Shared { ctx: Context::default(), probe_id, location, sink, stats, permits });
         let (clock, commands) = mpsc::unbounded_channel();
         tokio::spawn(clock_loop(shared, commands));
@@ -100,19 +99,18 @@ impl Scheduler {
     /// Returns `(started, stopped)`.
     pub fn apply(&mut self, targets: Vec<Target>) -> (usize, usize) {
         let Some(clock) = &self.clock else { return (0, 0) };
-        let mut next: HashMap<String, Vec<(Arc<Target>, u64)>> = HashMap::new();
+        let mut next: HashMap<String, Vec<(Target, u64)>> = HashMap::new();
         let mut started = 0;
         for target in targets {
             let label = target.label();
             let kept = self.running.get_mut(&label).and_then(|old| {
-                let i = old.iter().position(|(t, _)| **t == target)?;
+                let i = old.iter().position(|(t, _)| *t == target)?;
                 Some(old.swap_remove(i))
             });
             let entry = kept.unwrap_or_else(|| {
                 started += 1;
                 self.next_id += 1;
-                let target = Arc::new(target);
-                let _ = clock.send(Command::Start(self.next_id, Arc::clone(&target)));
+                let _ = clock.send(Command::Start(self.next_id, target.clone()));
                 (target, self.next_id)
             });
             // Almost every label has one target: no spare capacity.
@@ -148,7 +146,7 @@ impl Scheduler {
 
 /// A target as the clock keeps it.
 struct Slot {
-    target: Arc<Target>,
+    target: Target,
     next: Instant,
     /// Set while a run is in flight.
     busy: Arc<AtomicBool>,
@@ -189,7 +187,7 @@ async fn clock_loop(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<C
                     if slot.busy.swap(true, Ordering::AcqRel) {
                         skipped += 1;
                     } else {
-                        tokio::spawn(run(Arc::clone(&slot.target), Arc::clone(&shared), Arc::clone(&slot.busy)));
+                        tokio::spawn(run(slot.target.clone(), Arc::clone(&shared), Arc::clone(&slot.busy)));
                     }
                     if skipped > 0 {
                         let type_label = slot.target.probe_type().as_str();
@@ -206,7 +204,7 @@ async fn clock_loop(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<C
 }
 
 /// One run of `target`: permit, measure (bounded), publish, then `busy` off.
-async fn run(target: Arc<Target>, shared: Arc<Shared>, busy: Arc<AtomicBool>) {
+async fn run(target: Target, shared: Arc<Shared>, busy: Arc<AtomicBool>) {
     let probe_type = target.probe_type();
     let type_label = probe_type.as_str();
     let permit = match shared.permits.get(&probe_type) {
@@ -214,32 +212,37 @@ async fn run(target: Arc<Target>, shared: Arc<Shared>, busy: Arc<AtomicBool>) {
         None => None,
     };
     let timestamp = Timestamp::now();
-    let outcome = tokio::time::timeout(target.run_deadline() + RUN_GRACE, target.run(&shared.ctx)).await;
+    let body = measure(&target, &shared.ctx).await;
     drop(permit);
     metrics::counter!("netprobe_agent_runs_total", "probe_type" => type_label).increment(1);
-    match outcome {
-        Ok(body) => {
-            let ok = probe::succeeded(&body);
-            shared.stats.record(ok.then_some(timestamp));
-            if !ok {
-                metrics::counter!("netprobe_agent_failures_total", "probe_type" => type_label).increment(1);
-            }
-            let msg = Message::new(shared.probe_id.clone(), shared.location.clone(), timestamp, body);
-            // An error means the publisher is gone: shutting down.
-            let _ = shared.sink.send(msg).await;
-        }
-        Err(_) => {
-            shared.stats.record(None);
-            metrics::counter!("netprobe_agent_failures_total", "probe_type" => type_label).increment(1);
-            tracing::error!(target = %target.label(), deadline = ?target.run_deadline() + RUN_GRACE, "run abandoned");
-        }
+    let ok = target.succeeded(&body);
+    shared.stats.record(ok.then_some(timestamp));
+    if !ok {
+        metrics::counter!("netprobe_agent_failures_total", "probe_type" => type_label).increment(1);
     }
+    let msg = Message::new(shared.probe_id.clone(), shared.location.clone(), timestamp, body);
+    // An error means the publisher is gone: shutting down.
+    let _ = shared.sink.send(msg).await;
     busy.store(false, Ordering::Release);
 }
 
+/// Runs `target` once within its deadline plus [`RUN_GRACE`]; a run that
+/// does not finish in time is abandoned and reported as
+/// [`Target::abandoned`] (error class `timeout`), so it is still published.
+async fn measure(target: &Target, ctx: &Context) -> netprobe_wire::Body {
+    let deadline = target.run_deadline() + RUN_GRACE;
+    match tokio::time::timeout(deadline, target.run(ctx)).await {
+        Ok(body) => body,
+        Err(_) => {
+            tracing::error!(target = %target.label(), ?deadline, "run abandoned");
+            target.abandoned(deadline)
+        }
+    }
+}
+
 /// Runs every target once, concurrently, and returns the messages in
-/// target order (`--health-check`). A run that outlasts its deadline is
-/// logged and left out.
+/// target order (`--health-check`); a run that outlasts its deadline is
+/// reported as abandoned.
 pub async fn run_once(targets: &[Target], probe_id: &ProbeId, location: &str) -> Vec<Message> {
     let ctx = Arc::new(Context::default());
     let mut set = tokio::task::JoinSet::new();
@@ -247,16 +250,12 @@ pub async fn run_once(targets: &[Target], probe_id: &ProbeId, location: &str) ->
         let ctx = Arc::clone(&ctx);
         set.spawn(async move {
             let timestamp = Timestamp::now();
-            let outcome = tokio::time::timeout(target.run_deadline() + RUN_GRACE, target.run(&ctx)).await;
-            if outcome.is_err() {
-                tracing::error!(target = %target.label(), "run abandoned");
-            }
-            (i, timestamp, outcome.ok())
+            (i, timestamp, measure(&target, &ctx).await)
         });
     }
     let mut done: Vec<_> = set.join_all().await;
     done.sort_by_key(|(i, ..)| *i);
     done.into_iter()
-        .filter_map(|(_, timestamp, body)| Some(Message::new(probe_id.clone(), location.to_owned(), timestamp, body?)))
+        .map(|(_, timestamp, body)| Message::new(probe_id.clone(), location.to_owned(), timestamp, body))
         .collect()
 }

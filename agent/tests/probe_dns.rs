@@ -16,6 +16,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use hickory_server::Server;
 use netprobe_agent::probe::dns::{run, Target, Transport, EDNS_UDP_PAYLOAD};
+use netprobe_agent::probe::Probe as _;
 use netprobe_wire::msg::Dns;
 use netprobe_wire::ErrorClass;
 use serde::Deserialize;

@@ -14,6 +14,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use netprobe_agent::probe::http::{run, Method, Target};
+use netprobe_agent::probe::Probe as _;
 use netprobe_wire::msg::Http;
 use netprobe_wire::ErrorClass;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};

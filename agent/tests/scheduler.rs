@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netprobe_agent::probe::{http, icmp, Target};
+use netprobe_agent::run_counters::RunCounters;
 use netprobe_agent::scheduler::{Limits, Scheduler};
-use netprobe_agent::stats::RunStats;
 use netprobe_wire::{Message, ProbeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-fn scheduler() -> (Scheduler, mpsc::Receiver<Message>, Arc<RunStats>) {
+fn scheduler() -> (Scheduler, mpsc::Receiver<Message>, Arc<RunCounters>) {
     let (tx, rx) = mpsc::channel(1024);
-    let stats = Arc::new(RunStats::default());
+    let stats = Arc::new(RunCounters::default());
     let s = Scheduler::new(ProbeId("sched-test".into()), "Loopback".into(), tx, Arc::clone(&stats), Limits::default());
     (s, rx, stats)
 }
@@ -25,13 +25,17 @@ async fn next(rx: &mut mpsc::Receiver<Message>) -> Message {
 }
 
 fn ping(addr: &str, interval: Duration) -> Target {
-    Target::Icmp(icmp::Target {
+    Target::from(ping_target(addr, interval))
+}
+
+fn ping_target(addr: &str, interval: Duration) -> icmp::Target {
+    icmp::Target {
         target: addr.into(),
         interval,
         count: 1,
         packet_interval: Duration::from_millis(10),
         timeout: Duration::from_millis(500),
-    })
+    }
 }
 
 #[tokio::test]
@@ -71,7 +75,7 @@ async fn overrunning_runs_are_skipped_and_counted_never_stacked() {
     let mut slow = http::Target::new(format!("http://{addr}/"), Duration::from_millis(300));
     slow.timeout = Duration::from_secs(5);
     let (mut s, mut rx, stats) = scheduler();
-    s.apply(vec![Target::Http(slow)]);
+    s.apply(vec![Target::from(slow)]);
     let mut stamps = Vec::new();
     for _ in 0..4 {
         stamps.push(next(&mut rx).await.timestamp.unix_nanos().expect("ns"));
@@ -91,10 +95,10 @@ async fn reload_keeps_unchanged_targets_and_stops_removed_ones() {
     let b = ping("::1", Duration::from_secs(60));
     assert_eq!(s.apply(vec![a.clone(), b.clone()]), (2, 0));
     assert_eq!(s.apply(vec![a.clone(), b.clone()]), (0, 0), "same config: nothing restarts");
-    let mut faster = a.clone();
-    if let Target::Icmp(t) = &mut faster {
-        t.interval = Duration::from_secs(30);
-    }
+    let faster = Target::from(icmp::Target {
+        interval: Duration::from_secs(30),
+        ..ping_target("127.0.0.1", Duration::from_secs(60))
+    });
     assert_eq!(s.apply(vec![faster, b]), (1, 1), "a changed target is replaced");
     assert_eq!(s.len(), 2);
     s.stop();

@@ -204,7 +204,16 @@ fn registry() -> impl Strategy<Value = Body> {
         text(),
     )
         .prop_map(|(ip, hostname, available_metrics, version, uptime_s, started_at, os)| {
-            Body::Registry(Registry { ip, hostname, available_metrics, version, uptime_s, started_at, os })
+            Body::Registry(Registry {
+                ip,
+                hostname,
+                available_metrics,
+                version,
+                uptime_s,
+                started_at,
+                os,
+                instance: None,
+            })
         })
 }
 
@@ -227,6 +236,7 @@ fn health() -> impl Strategy<Value = Body> {
                 spool_messages: spool,
                 spool_dropped_messages: dropped,
                 kafka_connected: connected,
+                instance: None,
             })
         })
 }

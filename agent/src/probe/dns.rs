@@ -39,7 +39,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use netprobe_wire::msg::Dns;
-use netprobe_wire::{ErrorClass, ProbeError};
+use netprobe_wire::{Body, ErrorClass, ProbeError, ProbeType};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -74,11 +74,14 @@ pub struct Target {
     /// The resolver, `IP:port`.
     pub resolver: SocketAddr,
     /// The name to ask for, e.g. `example.com` (always taken as absolute, as
-    /// dig does; non-ASCII names are converted to punycode, IDNA).
+    /// dig does; non-ASCII names are converted to punycode, IDNA). An
+    /// InfluxDB tag value (see [`crate::config::check_tag_value`]).
+    #[serde(deserialize_with = "crate::config::tag_value")]
     pub query_name: String,
     /// The record type (RFC 1035 mnemonic: `A`, `AAAA`, `MX`, ...; case does
     /// not matter). Zone transfers (`AXFR`) and `TSIG` are not queries and
     /// are rejected.
+    #[serde(deserialize_with = "crate::config::tag_value")]
     pub record_type: String,
     /// How often a query is sent.
     #[serde(with = "humantime_serde")]
@@ -96,15 +99,25 @@ fn default_timeout() -> Duration {
     DEFAULT_TIMEOUT
 }
 
-impl Target {
+impl super::Probe for Target {
+    const TYPE: ProbeType = ProbeType::Dns;
+    /// One socket each; a few hundred at once is far beyond any resolver
+    /// list an agent watches.
+    const CONCURRENCY: usize = 256;
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn run_deadline(&self) -> Duration {
+        self.timeout
+    }
+
     /// Checks what serde cannot: the record type is a known query type, the
     /// name is a valid domain name, the resolver port and the durations are
-    /// not zero.
-    ///
-    /// # Errors
-    /// A message naming the key that is wrong, e.g.
+    /// not zero. Errors name the key, e.g.
     /// `record_type: unknown record type "AX"`.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         self.question()?;
         if self.resolver.port() == 0 {
             return Err(format!("resolver: port 0 in {}", self.resolver));
@@ -118,6 +131,24 @@ impl Target {
         Ok(())
     }
 
+    fn label(&self) -> String {
+        format!("dns {} {} @{}", self.query_name, self.record_type, self.resolver)
+    }
+
+    async fn run(&self, _: &super::Context) -> Body {
+        Body::Dns(run(self).await)
+    }
+
+    fn abandoned(&self, after: Duration) -> Body {
+        Body::Dns(Dns { error: Some(super::abandoned_error(after)), ..unanswered(self) })
+    }
+
+    fn succeeded(body: &Body) -> bool {
+        matches!(body, Body::Dns(m) if m.error.is_none())
+    }
+}
+
+impl Target {
     /// The parsed name (absolute) and record type.
     fn question(&self) -> Result<(Name, RecordType), String> {
         let record_type = self
@@ -135,14 +166,9 @@ impl Target {
     }
 }
 
-/// Sends one query and reports what came back (see the module doc for the
-/// transports, the timing and the error classes). Never fails: a failure is
-/// a measurement with `error` set; returns within [`Target::timeout`] (plus
-/// scheduling noise). `record_type` is reported as its upper-case mnemonic;
-/// a target that fails [`Target::validate`] gives class `other` with the
-/// validation message.
-pub async fn run(target: &Target) -> Dns {
-    let mut dns = Dns {
+/// A result for `target` before any response: no rcode, no answers.
+fn unanswered(target: &Target) -> Dns {
+    Dns {
         resolver: target.resolver.to_string(),
         query_name: target.query_name.clone(),
         record_type: target.record_type.clone(),
@@ -151,7 +177,17 @@ pub async fn run(target: &Target) -> Dns {
         answers: Vec::new(),
         answer_count: 0,
         error: None,
-    };
+    }
+}
+
+/// Sends one query and reports what came back (see the module doc for the
+/// transports, the timing and the error classes). Never fails: a failure is
+/// a measurement with `error` set; returns within [`Target::timeout`] (plus
+/// scheduling noise). `record_type` is reported as its upper-case mnemonic;
+/// a target that fails [`Target::validate`] gives class `other` with the
+/// validation message.
+pub async fn run(target: &Target) -> Dns {
+    let mut dns = unanswered(target);
     let (name, record_type) = match target.question() {
         Ok(question) => question,
         Err(message) => {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use netprobe_wire::msg::Icmp;
-use netprobe_wire::{ErrorClass, ProbeError};
+use netprobe_wire::{Body, ErrorClass, ProbeError, ProbeType};
 use nix::sys::socket::{self, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockProtocol, SockType};
 use serde::Deserialize;
 use tokio::io::Interest;
@@ -34,7 +34,9 @@ use tokio::sync::oneshot;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// IP address or host name (resolved once per run).
+    /// IP address or host name (resolved once per run); an InfluxDB tag
+    /// value (see [`crate::config::check_tag_value`]).
+    #[serde(deserialize_with = "crate::config::tag_value")]
     pub target: String,
     /// How often a run starts.
     #[serde(with = "humantime_serde")]
@@ -68,8 +70,9 @@ fn default_timeout() -> Duration {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Table {
+    #[serde(default, deserialize_with = "some_tag_value")]
     target: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tag_values")]
     targets: Vec<String>,
     #[serde(with = "humantime_serde")]
     interval: Duration,
@@ -81,11 +84,23 @@ struct Table {
     timeout: Duration,
 }
 
+fn some_tag_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    crate::config::tag_value(d).map(Some)
+}
+
+fn tag_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let values = Vec::<String>::deserialize(d)?;
+    for v in &values {
+        crate::config::check_tag_value(v).map_err(|e| serde::de::Error::custom(format!("targets: {v:?} {e}")))?;
+    }
+    Ok(values)
+}
+
 /// Reads the `[[icmp]]` tables into one [`Target`] per address.
 ///
 /// # Errors
 /// A table with both or neither of `target` and `targets`.
-pub fn expand_tables<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> {
+fn expand_tables<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> {
     let tables = Vec::<Table>::deserialize(d)?;
     let mut out = Vec::with_capacity(tables.iter().map(|t| t.targets.len().max(1)).sum());
     for t in tables {
@@ -108,19 +123,23 @@ pub fn expand_tables<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Targe
 /// Echo payload bytes, as `ping`'s default `-s 56`.
 const PAYLOAD_BYTES: usize = 56;
 
-impl Target {
-    /// The longest a run can take: the last request leaves after
-    /// `(count - 1) * packet_interval`, its reply may take `timeout`, and
-    /// name resolution gets up to `timeout` too.
-    pub fn run_deadline(&self) -> Duration {
+impl super::Probe for Target {
+    const TYPE: ProbeType = ProbeType::Icmp;
+    /// Runs are cheap (a few requests on a shared socket): 10,000 targets
+    /// at once are measured by `scripts/bench agent`.
+    const CONCURRENCY: usize = 20_000;
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The last request leaves after `(count - 1) * packet_interval`, its
+    /// reply may take `timeout`, and name resolution gets up to `timeout` too.
+    fn run_deadline(&self) -> Duration {
         self.packet_interval * self.count.saturating_sub(1) + self.timeout * 2
     }
 
-    /// Checks what serde cannot.
-    ///
-    /// # Errors
-    /// A message naming the key that is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         if self.target.trim().is_empty() {
             return Err("target must not be empty".into());
         }
@@ -130,14 +149,35 @@ impl Target {
         if self.timeout.is_zero() || self.packet_interval.is_zero() {
             return Err("timeout and packet_interval must be > 0".into());
         }
-        if self.run_deadline() > self.interval + self.timeout {
+        let deadline = super::Probe::run_deadline(self);
+        if deadline > self.interval + self.timeout {
             return Err(format!(
                 "(count - 1) * packet_interval + timeout ({:?}) does not fit in interval ({:?})",
-                self.run_deadline() - self.timeout,
+                deadline - self.timeout,
                 self.interval
             ));
         }
         Ok(())
+    }
+
+    fn label(&self) -> String {
+        format!("icmp {}", self.target)
+    }
+
+    async fn run(&self, ctx: &super::Context) -> Body {
+        Body::Icmp(run(self, &ctx.pinger).await)
+    }
+
+    fn abandoned(&self, after: Duration) -> Body {
+        Body::Icmp(Icmp { error: Some(super::abandoned_error(after)), ..nothing_sent(&self.target) })
+    }
+
+    fn succeeded(body: &Body) -> bool {
+        matches!(body, Body::Icmp(m) if m.error.is_none())
+    }
+
+    fn tables<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Self>, D::Error> {
+        expand_tables(d)
     }
 }
 
@@ -178,8 +218,10 @@ pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
     }
     let mut rtts_ms = Vec::with_capacity(waiting.len());
     let mut unreachable = None;
-    for w in waiting {
-        match tokio::time::timeout_at(w.sent_at + target.timeout, w.reply).await {
+    // Each `Waiting` leaves the socket's in-flight map when it is dropped:
+    // answered, timed out, or the run abandoned.
+    for mut w in waiting {
+        match tokio::time::timeout_at(w.sent_at + target.timeout, &mut w.reply).await {
             Ok(Ok(Reply::Echo(rx))) => {
                 let rtt = rx.duration_since(w.sent_wall).unwrap_or_else(|_| w.sent_at.elapsed());
                 if rtt <= target.timeout {
@@ -203,14 +245,16 @@ pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
     out
 }
 
-/// A result for `target` before any request went out.
+/// A result for `target` before any request went out: 100 % loss, so a
+/// loss panel shows a target that cannot be measured as down, with the
+/// `error` saying why.
 fn nothing_sent(target: &str) -> Icmp {
     Icmp {
         target: target.to_owned(),
         resolved_ip: None,
         sent: 0,
         received: 0,
-        loss_pct: 0.0,
+        loss_pct: 100.0,
         rtt_min_ms: None,
         rtt_avg_ms: None,
         rtt_median_ms: None,
@@ -222,12 +266,10 @@ fn nothing_sent(target: &str) -> Icmp {
 }
 
 /// `received`, `loss_pct` and the RTT statistics from the RTTs of the
-/// replies in send order.
+/// replies in send order. Nothing sent is 100 % loss.
 fn fill_stats(out: &mut Icmp, rtts_ms: &[f64]) {
     out.received = rtts_ms.len() as u32;
-    if out.sent > 0 {
-        out.loss_pct = f64::from(out.sent - out.received) * 100.0 / f64::from(out.sent);
-    }
+    out.loss_pct = if out.sent > 0 { f64::from(out.sent - out.received) * 100.0 / f64::from(out.sent) } else { 100.0 };
     if rtts_ms.is_empty() {
         return;
     }
@@ -281,6 +323,14 @@ impl Pinger {
         let cell = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
         cell.get_or_init(|| EchoSocket::open(ip.is_ipv6())).clone()
     }
+
+    /// Echo requests waiting for a reply, both address families (also the
+    /// gauge `netprobe_agent_icmp_pending_requests`). Bounded by the
+    /// requests whose timeout has not passed: an entry leaves when its reply
+    /// comes, its timeout passes or its run ends.
+    pub fn pending(&self) -> usize {
+        [self.v4.get(), self.v6.get()].into_iter().flatten().flatten().map(|s| s.lock().pending.len()).sum()
+    }
 }
 
 impl Drop for Pinger {
@@ -300,11 +350,21 @@ enum Reply {
     Unreachable(String),
 }
 
-/// One request in flight.
+/// One request in flight; dropping it removes its entry from the socket's
+/// in-flight map (a no-op when the reply already took it).
 struct Waiting {
     sent_at: tokio::time::Instant,
     sent_wall: SystemTime,
     reply: oneshot::Receiver<Reply>,
+    socket: Arc<EchoSocket>,
+    seq: u16,
+    id: u64,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.socket.take_if(self.seq, self.id);
+    }
 }
 
 /// One ICMP socket, the requests in flight on it, keyed by sequence number.
@@ -317,13 +377,27 @@ struct EchoSocket {
     ident: u16,
     state: Mutex<InFlight>,
     stop: tokio_util::sync::CancellationToken,
+    pending_gauge: metrics::Gauge,
 }
 
 #[derive(Debug, Default)]
 struct InFlight {
     next_seq: u16,
-    pending: HashMap<u16, (IpAddr, oneshot::Sender<Reply>)>,
+    /// Identifies a request across sequence-number reuse.
+    next_id: u64,
+    pending: HashMap<u16, Pending>,
 }
+
+/// A request waiting for its reply.
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    ip: IpAddr,
+    tx: oneshot::Sender<Reply>,
+}
+
+/// Requests one socket can have in flight: its sequence-number space.
+const MAX_IN_FLIGHT: usize = 1 << 16;
 
 impl EchoSocket {
     fn open(v6: bool) -> Result<Arc<EchoSocket>, String> {
@@ -352,8 +426,9 @@ impl EchoSocket {
             v6,
             raw,
             ident: fastrand::u16(..),
-            state: Mutex::new(InFlight { next_seq: fastrand::u16(..), pending: HashMap::new() }),
+            state: Mutex::new(InFlight { next_seq: fastrand::u16(..), ..InFlight::default() }),
             stop: tokio_util::sync::CancellationToken::new(),
+            pending_gauge: metrics::gauge!("netprobe_agent_icmp_pending_requests", "family" => if v6 { "ipv6" } else { "ipv4" }),
         });
         let receiver = Arc::clone(&socket);
         tokio::spawn(async move {
@@ -365,33 +440,51 @@ impl EchoSocket {
         Ok(socket)
     }
 
-    /// Sends one echo request to `ip`; the reply arrives on the returned
-    /// receiver (dropped unanswered when it times out).
-    fn send(&self, ip: IpAddr) -> std::io::Result<Waiting> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sends one echo request to `ip`; the reply arrives in the returned
+    /// [`Waiting`], which leaves the in-flight map when dropped.
+    ///
+    /// # Errors
+    /// `sendto` failed, or all 65,536 sequence numbers are in flight.
+    fn send(self: &Arc<Self>, ip: IpAddr) -> std::io::Result<Waiting> {
         let (tx, rx) = oneshot::channel();
-        let seq = {
-            let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (seq, id) = {
+            let mut state = self.lock();
+            if state.pending.len() >= MAX_IN_FLIGHT {
+                return Err(std::io::Error::other("all 65,536 ICMP sequence numbers are waiting for replies"));
+            }
+            // Terminates: at least one sequence number is free.
             let mut seq = state.next_seq;
             while state.pending.contains_key(&seq) {
                 seq = seq.wrapping_add(1);
             }
+            let id = state.next_id;
+            state.next_id += 1;
             state.next_seq = seq.wrapping_add(1);
-            state.pending.insert(seq, (ip, tx));
-            seq
+            state.pending.insert(seq, Pending { id, ip, tx });
+            self.pending_gauge.set(state.pending.len() as f64);
+            (seq, id)
         };
         let packet = echo_request(self.v6, self.ident, seq);
         let addr = socket::SockaddrStorage::from(SocketAddr::new(ip, 0));
         let sent_wall = SystemTime::now();
         let sent_at = tokio::time::Instant::now();
-        if let Err(e) = socket::sendto(self.fd.as_raw_fd(), &packet, &addr, MsgFlags::empty()) {
-            self.take(seq);
-            return Err(e.into());
-        }
-        Ok(Waiting { sent_at, sent_wall, reply: rx })
+        // From here on the entry leaves the map when `waiting` is dropped.
+        let waiting = Waiting { sent_at, sent_wall, reply: rx, socket: Arc::clone(self), seq, id };
+        socket::sendto(self.fd.as_raw_fd(), &packet, &addr, MsgFlags::empty())?;
+        Ok(waiting)
     }
 
-    fn take(&self, seq: u16) -> Option<(IpAddr, oneshot::Sender<Reply>)> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pending.remove(&seq)
+    /// Removes the request `seq` if it is still request `id`.
+    fn take_if(&self, seq: u16, id: u64) {
+        let mut state = self.lock();
+        if state.pending.get(&seq).is_some_and(|p| p.id == id) {
+            state.pending.remove(&seq);
+            self.pending_gauge.set(state.pending.len() as f64);
+        }
     }
 
     /// Reads every datagram, matching replies to requests, until the socket fails.
@@ -443,21 +536,19 @@ impl EchoSocket {
         if self.raw && parsed.ident != self.ident {
             return;
         }
-        let Some((ip, tx)) = self.take(parsed.seq) else { return };
+        let mut state = self.lock();
+        let Some(pending) = state.pending.get(&parsed.seq) else { return };
         let reply = match parsed.error {
-            None if from == Some(ip) => Reply::Echo(rx),
-            None => {
-                // Same sequence number from another host: not ours.
-                self.state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .pending
-                    .insert(parsed.seq, (ip, tx));
-                return;
-            }
+            None if from == Some(pending.ip) => Reply::Echo(rx),
+            // Same sequence number from another host: not ours.
+            None => return,
             Some(why) => Reply::Unreachable(format!("{why} from {}", from.map_or("?".into(), |f| f.to_string()))),
         };
-        let _ = tx.send(reply);
+        if let Some(pending) = state.pending.remove(&parsed.seq) {
+            self.pending_gauge.set(state.pending.len() as f64);
+            drop(state);
+            let _ = pending.tx.send(reply);
+        }
     }
 }
 

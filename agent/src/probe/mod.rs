@@ -1,24 +1,72 @@
-//! The probe types the agent runs, one module each. Every module exposes a
-//! `Target` (its `[[type]]` TOML table) and `async fn run(&Target) -> Body`,
-//! which never fails: a failed measurement is still a measurement, published
-//! with its `error` set (DESIGN.md "Topics and messages").
+//! The probe types the agent runs, one module each, behind one interface.
+//!
+//! A probe type is a config struct (its `[[type]]` TOML table) that
+//! implements [`Probe`]: it validates itself, says how often and how long
+//! it runs, and runs into a wire [`Body`]. A run never fails: a failed
+//! measurement is still a measurement, published with its `error` set
+//! (DESIGN.md "Topics and messages"). The registry of probe types is the
+//! `probe_types!` list in `config.rs`: adding a type is its wire message,
+//! its module here and one line there.
 
 pub mod dns;
 pub mod http;
 pub mod icmp;
 
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use netprobe_wire::{Body, ProbeType};
 
-/// Whether a measurement counts as a successful run (heartbeat counters,
-/// `--health-check` exit status): no `error`, and for HTTP `success`.
-pub fn succeeded(body: &Body) -> bool {
-    match body {
-        Body::Icmp(m) => m.error.is_none(),
-        Body::Dns(m) => m.error.is_none(),
-        Body::Http(m) => m.success && m.error.is_none(),
-        _ => true,
+/// One probe type: an `[[type]]` table that validates itself and runs.
+pub trait Probe: Clone + PartialEq + fmt::Debug + Send + Sync + 'static {
+    /// The probe type, which picks the topic and the metrics label.
+    const TYPE: ProbeType;
+    /// Runs of this type allowed in flight at once (all targets together).
+    const CONCURRENCY: usize;
+
+    /// How often a run starts.
+    fn interval(&self) -> Duration;
+
+    /// The longest one run can take; the scheduler abandons a run after this
+    /// plus a grace second and publishes [`Probe::abandoned`] instead.
+    fn run_deadline(&self) -> Duration;
+
+    /// Checks what serde cannot.
+    ///
+    /// # Errors
+    /// A message that starts with the key that is wrong.
+    fn validate(&self) -> Result<(), String>;
+
+    /// Human name for logs, e.g. `icmp 192.0.2.10`; also identifies the
+    /// target across reloads together with equality.
+    fn label(&self) -> String;
+
+    /// Runs one measurement (see each module for what it measures).
+    fn run(&self, ctx: &Context) -> impl Future<Output = Body> + Send;
+
+    /// The result published for a run abandoned after `after`: error class
+    /// `timeout`, nothing measured.
+    fn abandoned(&self, after: Duration) -> Body;
+
+    /// Whether `body` (a result of this type) counts as a successful run:
+    /// heartbeat counters, `--health-check` exit status.
+    fn succeeded(body: &Body) -> bool;
+
+    /// Reads this type's `[[table]]` array from the config file. The
+    /// default reads one target per table; a type may expand a table into
+    /// several (ICMP's `targets = [...]`).
+    ///
+    /// # Errors
+    /// The deserializer's error, which names the file position and key.
+    fn tables<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Self>, D::Error>
+    where
+        Self: serde::Deserialize<'de>,
+    {
+        serde::Deserialize::deserialize(d)
     }
 }
 
@@ -30,75 +78,157 @@ pub struct Context {
     pub pinger: icmp::Pinger,
 }
 
-/// One configured target of any probe type.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Target {
-    /// An `[[icmp]]` table.
-    Icmp(icmp::Target),
-    /// A `[[dns]]` table.
-    Dns(dns::Target),
-    /// An `[[http]]` table.
-    Http(http::Target),
+/// A boxed run future (type-erased [`Probe::run`]).
+pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Body> + Send + 'a>>;
+
+/// [`Probe`] without its static parts, so targets of every type share one
+/// list. Implemented for every [`Probe`].
+trait DynProbe: fmt::Debug + Send + Sync {
+    fn probe_type(&self) -> ProbeType;
+    fn interval(&self) -> Duration;
+    fn run_deadline(&self) -> Duration;
+    fn validate(&self) -> Result<(), String>;
+    fn label(&self) -> String;
+    fn run<'a>(&'a self, ctx: &'a Context) -> RunFuture<'a>;
+    fn abandoned(&self, after: Duration) -> Body;
+    fn succeeded(&self, body: &Body) -> bool;
+    fn as_any(&self) -> &dyn Any;
+    fn eq_any(&self, other: &dyn Any) -> bool;
+}
+
+impl<P: Probe> DynProbe for P {
+    fn probe_type(&self) -> ProbeType {
+        P::TYPE
+    }
+    fn interval(&self) -> Duration {
+        Probe::interval(self)
+    }
+    fn run_deadline(&self) -> Duration {
+        Probe::run_deadline(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        Probe::validate(self)
+    }
+    fn label(&self) -> String {
+        Probe::label(self)
+    }
+    fn run<'a>(&'a self, ctx: &'a Context) -> RunFuture<'a> {
+        // Boxed: futures differ in size (HTTP ~10 KB, ICMP ~600 B), and a
+        // run lives in its own task anyway.
+        Box::pin(Probe::run(self, ctx))
+    }
+    fn abandoned(&self, after: Duration) -> Body {
+        Probe::abandoned(self, after)
+    }
+    fn succeeded(&self, body: &Body) -> bool {
+        P::succeeded(body)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn eq_any(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<P>() == Some(self)
+    }
+}
+
+/// One configured target of any probe type: a cheap, shared handle.
+#[derive(Clone, Debug)]
+pub struct Target(Arc<dyn DynProbe>);
+
+impl<P: Probe> From<P> for Target {
+    fn from(probe: P) -> Self {
+        Target(Arc::new(probe))
+    }
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.eq_any(other.0.as_any())
+    }
 }
 
 impl Target {
     /// The probe type, which picks the topic.
     pub fn probe_type(&self) -> ProbeType {
-        match self {
-            Target::Icmp(_) => ProbeType::Icmp,
-            Target::Dns(_) => ProbeType::Dns,
-            Target::Http(_) => ProbeType::Http,
-        }
+        self.0.probe_type()
     }
 
     /// How often a run starts.
     pub fn interval(&self) -> Duration {
-        match self {
-            Target::Icmp(t) => t.interval,
-            Target::Dns(t) => t.interval,
-            Target::Http(t) => t.interval,
-        }
+        self.0.interval()
     }
 
-    /// The longest one run can take; the scheduler cancels a run after this
-    /// (plus a grace second) and counts it as failed.
+    /// The longest one run can take ([`Probe::run_deadline`]).
     pub fn run_deadline(&self) -> Duration {
-        match self {
-            Target::Icmp(t) => t.run_deadline(),
-            Target::Dns(t) => t.timeout,
-            Target::Http(t) => t.timeout,
-        }
+        self.0.run_deadline()
     }
 
-    /// Checks what serde cannot (see each probe's `validate`).
+    /// Checks what serde cannot ([`Probe::validate`]).
     ///
     /// # Errors
     /// A message naming the key that is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        match self {
-            Target::Icmp(t) => t.validate(),
-            Target::Dns(t) => t.validate(),
-            Target::Http(t) => t.validate(),
-        }
+        self.0.validate()
     }
 
-    /// Human name for logs and metrics, e.g. `icmp 192.0.2.10`.
+    /// Human name for logs, e.g. `icmp 192.0.2.10`.
     pub fn label(&self) -> String {
-        match self {
-            Target::Icmp(t) => format!("icmp {}", t.target),
-            Target::Dns(t) => format!("dns {} {} @{}", t.query_name, t.record_type, t.resolver),
-            Target::Http(t) => format!("http {} {}", t.method, t.url),
-        }
+        self.0.label()
     }
 
     /// Runs one measurement.
-    pub async fn run(&self, ctx: &Context) -> Body {
-        match self {
-            Target::Icmp(t) => Body::Icmp(icmp::run(t, &ctx.pinger).await),
-            // Boxed: their futures are large (HTTP ~10 KB) and would size
-            // every run, ICMP's (~600 B) included.
-            Target::Dns(t) => Body::Dns(Box::pin(dns::run(t)).await),
-            Target::Http(t) => Body::Http(Box::pin(http::run(t)).await),
-        }
+    pub fn run<'a>(&'a self, ctx: &'a Context) -> RunFuture<'a> {
+        self.0.run(ctx)
+    }
+
+    /// The result of a run abandoned after `after` ([`Probe::abandoned`]).
+    pub fn abandoned(&self, after: Duration) -> Body {
+        self.0.abandoned(after)
+    }
+
+    /// Whether `body`, a result of this target, is a successful run.
+    pub fn succeeded(&self, body: &Body) -> bool {
+        self.0.succeeded(body)
+    }
+
+    /// The target as its probe type's config struct, if it is one.
+    pub fn downcast_ref<P: Probe>(&self) -> Option<&P> {
+        self.0.as_any().downcast_ref()
+    }
+}
+
+/// A registered probe type (built by `probe_types!` in `config.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Registered {
+    /// Its type.
+    pub probe_type: ProbeType,
+    /// Its default concurrency ([`Probe::CONCURRENCY`]).
+    pub concurrency: usize,
+}
+
+impl Registered {
+    /// The registry entry of `P`.
+    pub const fn of<P: Probe>() -> Self {
+        Registered { probe_type: P::TYPE, concurrency: P::CONCURRENCY }
+    }
+}
+
+/// The registered probe type named `name` (as in `--only icmp,dns`).
+///
+/// # Errors
+/// A message listing the types this agent runs.
+pub fn parse_probe_type(name: &str) -> Result<ProbeType, String> {
+    let types = crate::config::PROBE_TYPES;
+    types.iter().map(|t| t.probe_type).find(|t| t.as_str() == name).ok_or_else(|| {
+        let known: Vec<&str> = types.iter().map(|t| t.probe_type.as_str()).collect();
+        format!("unknown probe type {name:?} (this agent runs {})", known.join(", "))
+    })
+}
+
+/// A `ProbeError` of class `timeout` for a run abandoned after `after`.
+pub(crate) fn abandoned_error(after: Duration) -> netprobe_wire::ProbeError {
+    netprobe_wire::ProbeError {
+        class: netprobe_wire::ErrorClass::Timeout,
+        message: format!("run abandoned: not finished within its deadline of {after:?}"),
     }
 }

@@ -23,4 +23,8 @@ pub struct Health {
     pub spool_dropped_messages: u64,
     /// Whether the producer currently has a working broker connection.
     pub kafka_connected: bool,
+    /// The agent instance, as in the registry record; absent (default) for
+    /// a single agent. Optional within schema 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }

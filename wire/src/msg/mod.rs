@@ -143,7 +143,8 @@ impl Body {
             Body::Http(m) => Some(m.url.clone()),
             Body::Mtr(m) => Some(m.target.clone()),
             Body::Bgp(m) => Some(m.prefix.to_string()),
-            Body::Registry(_) | Body::Health(_) => None,
+            Body::Registry(m) => m.instance.clone(),
+            Body::Health(m) => m.instance.clone(),
         }
     }
 }

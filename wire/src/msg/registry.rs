@@ -25,4 +25,9 @@ pub struct Registry {
     pub started_at: Timestamp,
     /// Operating system and kernel, e.g. `Linux 6.1.0 (Debian 12)`.
     pub os: String,
+    /// The agent instance when one host runs several with the same
+    /// `probe_id` (systemd template `netprobe-agent@icmp`: `icmp`); absent
+    /// (default) for a single agent. Optional within schema 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }

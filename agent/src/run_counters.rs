@@ -11,7 +11,7 @@ const BUCKETS: usize = 60;
 
 /// Thread-safe run counters over a sliding hour.
 #[derive(Debug)]
-pub struct RunStats {
+pub struct RunCounters {
     start: Instant,
     inner: Mutex<Inner>,
     skipped: std::sync::atomic::AtomicU64,
@@ -24,14 +24,14 @@ struct Inner {
     last_success: Option<Timestamp>,
 }
 
-impl Default for RunStats {
+impl Default for RunCounters {
     fn default() -> Self {
         let inner = Inner { buckets: [(0, 0, 0); BUCKETS], last_success: None };
-        RunStats { start: Instant::now(), inner: Mutex::new(inner), skipped: Default::default() }
+        RunCounters { start: Instant::now(), inner: Mutex::new(inner), skipped: Default::default() }
     }
 }
 
-impl RunStats {
+impl RunCounters {
     /// Counts one run: `Some(start time)` when it succeeded, `None` when it failed.
     pub fn record(&self, success: Option<Timestamp>) {
         let minute = self.start.elapsed().as_secs() / 60;
@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn counts_runs_failures_and_last_success() {
-        let stats = RunStats::default();
+        let stats = RunCounters::default();
         let t = Timestamp::now();
         stats.record(Some(t));
         stats.record(None);
