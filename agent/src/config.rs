@@ -228,6 +228,66 @@ mod tests {
         assert!(text.contains("agent.toml") && text.contains("line 4") && text.contains("heartbeat"), "{text}");
     }
 
+    const HEAD: &str = "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"b:1\"]\nusername = \"agent\"\nca_file = \"/ca\"\n";
+
+    /// Regression (hardening issue, fault 8): only probe_id was checked; a
+    /// location or target InfluxDB cannot carry sent every message to the DLQ.
+    #[test]
+    fn every_string_that_becomes_a_tag_is_checked_naming_line_and_key() {
+        let cases = [
+            ("[agent]\nprobe_id = \"p\"\nlocation = 'Frankfurt\\'\n", "line 3", "location", "backslash"),
+            (&format!("{HEAD}[[icmp]]\ntarget = \"a\\nb\"\ninterval = \"10s\"\n"), "line 9", "target", "line break"),
+            (&format!("{HEAD}[[icmp]]\ntargets = [\"192.0.2.1\", 'x\\']\ninterval = \"10s\"\n"), "line 9", "targets", "backslash"),
+            (
+                &format!("{HEAD}[[dns]]\nresolver = \"127.0.0.1:53\"\nquery_name = 'a.example\\'\nrecord_type = \"A\"\ninterval = \"10s\"\n"),
+                "line 10",
+                "query_name",
+                "backslash",
+            ),
+            (&format!("{HEAD}[[http]]\nurl = \"\"\ninterval = \"10s\"\n"), "line 9", "url", "empty"),
+        ];
+        for (text, line, key, rule) in cases {
+            let err = load(text).expect_err(key).to_string();
+            assert!(
+                err.contains("agent.toml") && err.contains(line) && err.contains(key) && err.contains(rule),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    /// Regression (hardening issue, fault 5): userinfo in a URL was
+    /// published verbatim (message, Kafka key, InfluxDB tag, logs).
+    #[test]
+    fn credentials_in_an_http_url_are_refused_without_echoing_the_password() {
+        let err = load(&format!("{HEAD}[[http]]\nurl = \"https://probe:s3cret@example.com/\"\ninterval = \"10s\"\n"))
+            .expect_err("userinfo refused")
+            .to_string();
+        assert!(err.contains("credentials") && err.contains("basic_auth") && !err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn basic_auth_and_header_files_are_read_at_load_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let password = dir.path().join("site.password");
+        std::fs::write(&password, "pw\n").expect("password");
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let table = format!(
+            "{HEAD}[[http]]\nurl = \"https://example.com/\"\ninterval = \"10s\"\n\
+             basic_auth = {{ username = \"probe\", password_file = {password:?} }}\n"
+        );
+        let err = load(&table).expect_err("world-readable").to_string();
+        assert!(err.contains("world-readable") && err.contains("site.password"), "{err}");
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        load(&table).expect("private password file");
+        let missing = format!(
+            "{HEAD}[[http]]\nurl = \"https://example.com/\"\ninterval = \"10s\"\n\
+             headers = {{ \"X-Api-Key\" = {{ file = \"/nonexistent/key\" }} }}\n"
+        );
+        let err = load(&missing).expect_err("missing header file").to_string();
+        assert!(err.contains("headers: X-Api-Key") && err.contains("/nonexistent/key"), "{err}");
+    }
+
     #[test]
     fn probe_id_influxdb_cannot_carry_is_refused() {
         let err = load(

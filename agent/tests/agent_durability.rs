@@ -132,7 +132,10 @@ fn kafka_down_60s_and_sigkill_lose_no_measurement() {
         for w in stamps.windows(2) {
             let gap = secs(w[0], w[1]);
             let spans_restart = *w[0] < restarted_at && *w[1] > killed_at;
-            let allowed = if spans_restart { restart_gap } else { 1.5 };
+            // Slots are 1 s apart; a run may start late on busy cores, so
+            // two neighbours can be up to ~1.9 s apart without a slot
+            // missing. Missing slots are caught by the count above.
+            let allowed = if spans_restart { restart_gap } else { 1.9 };
             assert!(
                 gap <= allowed,
                 "{target}: gap of {gap:.3} s between {} and {} (allowed {allowed:.1} s)",

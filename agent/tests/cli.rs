@@ -53,7 +53,7 @@ fn health_check(config: &str, only: Option<&str>) -> (bool, Vec<netprobe_wire::M
 async fn health_check_runs_every_probe_once_and_fails_when_one_fails() {
     let dns = common::targets::start_dns().await;
     let http = common::targets::start_http().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let (_held, closed) = common::ports::closed_tcp();
     let dir = tempfile::tempdir().expect("tempdir");
     let good = format!(
         "[[icmp]]\ntarget = \"127.0.0.1\"\ninterval = \"10s\"\ncount = 2\npacket_interval = \"100ms\"\n\n\

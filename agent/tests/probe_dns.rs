@@ -20,7 +20,7 @@ use netprobe_agent::probe::Probe as _;
 use netprobe_wire::msg::Dns;
 use netprobe_wire::ErrorClass;
 use serde::Deserialize;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 const ZONE: &str = "test.example.";
 /// TXT records of `big.test.example.`: 6 records of 2 strings of 200 bytes,
@@ -261,7 +261,7 @@ async fn silent_resolver_is_a_timeout_within_the_timeout() {
 async fn closed_udp_port_is_connection_refused() {
     // Linux answers a datagram to a closed loopback port with ICMP port
     // unreachable, which a connected UDP socket reports as ECONNREFUSED.
-    let port = UdpSocket::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
+    let (_held, port) = common::ports::closed_udp();
     let started = Instant::now();
     let dns = run(&target(port, "www.test.example", "A", Transport::Udp)).await;
     let error = dns.error.expect("error");
@@ -272,7 +272,7 @@ async fn closed_udp_port_is_connection_refused() {
 
 #[tokio::test]
 async fn closed_tcp_port_is_connection_refused() {
-    let port = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
+    let (_held, port) = common::ports::closed_tcp();
     let dns = run(&target(port, "www.test.example", "A", Transport::Tcp)).await;
     let error = dns.error.expect("error");
     assert_eq!(error.class, ErrorClass::ConnectionRefused, "{error}");

@@ -104,3 +104,70 @@ async fn reload_keeps_unchanged_targets_and_stops_removed_ones() {
     s.stop();
     assert!(s.is_empty());
 }
+
+/// A probe type defined outside the agent, through the public interface:
+/// its run never finishes.
+#[derive(Clone, Debug, PartialEq)]
+struct Stuck;
+
+impl netprobe_agent::probe::Probe for Stuck {
+    const TYPE: netprobe_wire::ProbeType = netprobe_wire::ProbeType::Icmp;
+    const CONCURRENCY: usize = 1;
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(300)
+    }
+    fn run_deadline(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn label(&self) -> String {
+        "icmp stuck".into()
+    }
+    async fn run(&self, _: &netprobe_agent::probe::Context) -> netprobe_wire::Body {
+        std::future::pending().await
+    }
+    fn abandoned(&self, after: Duration) -> netprobe_wire::Body {
+        netprobe_wire::Body::Icmp(netprobe_wire::msg::Icmp {
+            target: "stuck".into(),
+            resolved_ip: None,
+            sent: 0,
+            received: 0,
+            loss_pct: 100.0,
+            rtt_min_ms: None,
+            rtt_avg_ms: None,
+            rtt_median_ms: None,
+            rtt_max_ms: None,
+            rtt_stddev_ms: None,
+            jitter_ms: None,
+            error: Some(netprobe_wire::ProbeError {
+                class: netprobe_wire::ErrorClass::Timeout,
+                message: format!("abandoned after {after:?}"),
+            }),
+        })
+    }
+    fn succeeded(_: &netprobe_wire::Body) -> bool {
+        false
+    }
+}
+
+/// Regression (hardening issue, fault 10): a run abandoned at its deadline
+/// was logged and counted but never published, so the target vanished from
+/// the dashboards instead of showing as failing.
+#[tokio::test]
+async fn a_run_abandoned_at_its_deadline_is_published_as_a_timeout() {
+    let (mut s, mut rx, stats) = scheduler();
+    s.apply(vec![Target::from(Stuck)]);
+    let msg = next(&mut rx).await;
+    let netprobe_wire::Body::Icmp(icmp) = &msg.body else { panic!("{msg:?}") };
+    let error = icmp.error.as_ref().expect("error");
+    assert_eq!(error.class, netprobe_wire::ErrorClass::Timeout, "{error}");
+    // Deadline 100 ms plus the scheduler's grace second.
+    assert!(error.message.contains("1.1s"), "{error}");
+    assert!(stats.snapshot().1 >= 1, "counted as a failure");
+
+    let once = netprobe_agent::scheduler::run_once(&[Target::from(Stuck)], &ProbeId("once".into()), "l").await;
+    assert_eq!(once.len(), 1, "--health-check prints the abandoned run too");
+}

@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod netns;
+pub mod ports;
 pub mod targets;

@@ -44,11 +44,19 @@
 //! corrupt cursor restarts from the oldest segment: duplicates rather than loss (ingest writes
 //! are idempotent).
 
+mod cursor;
+mod format;
+mod reader;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use cursor::{read_cursor, write_cursor, CURSOR_TMP_FILE};
+use format::{encode, encoded_len, scan};
+use reader::Reader;
 
 /// Default bound of a spool: 256 MiB of segment files.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -57,14 +65,7 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest record body (topic, key and payload with their lengths) accepted: 16 MiB.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-const HEADER_BYTES: usize = 8;
-const MIN_BODY_BYTES: usize = 4;
-const MAX_TOPIC_BYTES: usize = 249;
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-const CURSOR_FILE: &str = "cursor";
-const CURSOR_TMP_FILE: &str = "cursor.tmp";
-const CURSOR_BYTES: usize = 20;
 const SEGMENT_SUFFIX: &str = ".seg";
 
 /// One spooled message.
@@ -131,12 +132,6 @@ struct Skip {
     seq: u64,
     start: u64,
     end: u64,
-}
-
-/// The sequential reader; `pos` is where the next read starts.
-struct Reader {
-    pos: Pos,
-    file: BufReader<File>,
 }
 
 /// A bounded, crash-safe FIFO of [`Record`]s in a directory (the format is in the module doc).
@@ -527,69 +522,6 @@ impl Spool {
     fn next_seq(&self, seq: u64) -> Option<u64> {
         self.sealed.iter().chain(std::iter::once(&self.active)).map(|segment| segment.seq).find(|&next| next > seq)
     }
-
-    /// Moves the reader to `target`, within its buffer when it is already in that segment.
-    fn seek_reader(&mut self, target: Pos) -> Result<(), SpoolError> {
-        let path = segment_path(&self.dir, target.seq);
-        if let Some(reader) = self.reader.as_mut().filter(|reader| reader.pos.seq == target.seq) {
-            if reader.pos.offset != target.offset {
-                let delta = target.offset as i64 - reader.pos.offset as i64;
-                if let Err(source) = reader.file.seek_relative(delta) {
-                    self.reader = None;
-                    return Err(SpoolError::Io { op: "seek", path, source });
-                }
-                reader.pos = target;
-            }
-            return Ok(());
-        }
-        self.reader = None;
-        let file = File::open(&path).map_err(io_err("open", &path))?;
-        let mut file = BufReader::with_capacity(READ_BUFFER_BYTES, file);
-        file.seek(SeekFrom::Start(target.offset)).map_err(io_err("seek", &path))?;
-        self.reader = Some(Reader { pos: target, file });
-        Ok(())
-    }
-
-    /// The record at the reader's position (past skipped regions and segment ends) and the
-    /// position after it; `None` at the end of the spool. The buffer must have been flushed.
-    fn read_next(&mut self) -> Result<Option<(Record, Pos)>, SpoolError> {
-        loop {
-            let Some(pos) = self.reader.as_ref().map(|reader| reader.pos) else { return Ok(None) };
-            if let Some(skip) = self.skips.iter().find(|skip| skip.seq == pos.seq && skip.start == pos.offset) {
-                self.seek_reader(Pos { seq: pos.seq, offset: skip.end })?;
-                continue;
-            }
-            let Some(segment_bytes) = self.segment(pos.seq).map(|segment| segment.bytes) else { return Ok(None) };
-            if pos.offset >= segment_bytes {
-                match self.next_seq(pos.seq) {
-                    Some(seq) => self.seek_reader(Pos { seq, offset: 0 })?,
-                    None => return Ok(None),
-                }
-                continue;
-            }
-            let result = match self.reader.as_mut() {
-                Some(reader) => read_record(&mut reader.file, segment_bytes - pos.offset),
-                None => return Ok(None),
-            };
-            return match result {
-                Ok(Some((record, size))) => {
-                    let end = Pos { seq: pos.seq, offset: pos.offset + size };
-                    if let Some(reader) = self.reader.as_mut() {
-                        reader.pos = end;
-                    }
-                    Ok(Some((record, end)))
-                }
-                Ok(None) => {
-                    self.reader = None;
-                    Err(SpoolError::Corrupt { path: segment_path(&self.dir, pos.seq), offset: pos.offset })
-                }
-                Err(source) => {
-                    self.reader = None;
-                    Err(SpoolError::Io { op: "read", path: segment_path(&self.dir, pos.seq), source })
-                }
-            };
-        }
-    }
 }
 
 impl Drop for Spool {
@@ -615,141 +547,6 @@ impl fmt::Debug for Spool {
     }
 }
 
-/// Validates `record` and returns its encoded size in bytes (header included).
-fn encoded_len(record: &Record) -> Result<usize, SpoolError> {
-    let refuse = |reason| Err(SpoolError::InvalidRecord { topic: record.topic.clone(), reason });
-    if !valid_topic(record.topic.as_bytes()) {
-        return refuse("topic must be 1 to 249 bytes of [A-Za-z0-9._-]");
-    }
-    if record.key.len() > usize::from(u16::MAX) {
-        return refuse("key longer than 65535 bytes");
-    }
-    let body = MIN_BODY_BYTES + record.topic.len() + record.key.len() + record.payload.len();
-    if body > MAX_BODY_BYTES {
-        return refuse("record larger than the spool's 16 MiB limit");
-    }
-    Ok(HEADER_BYTES + body)
-}
-
-/// Appends the encoded record to `out`; `record` must have passed [`encoded_len`].
-fn encode(record: &Record, out: &mut Vec<u8>) {
-    let start = out.len();
-    let body_len = MIN_BODY_BYTES + record.topic.len() + record.key.len() + record.payload.len();
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(record.topic.len() as u16).to_le_bytes());
-    out.extend_from_slice(record.topic.as_bytes());
-    out.extend_from_slice(&(record.key.len() as u16).to_le_bytes());
-    out.extend_from_slice(record.key.as_bytes());
-    out.extend_from_slice(&record.payload);
-    let crc = crc32fast::hash(&out[start + HEADER_BYTES..]);
-    out[start + 4..start + HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
-}
-
-fn valid_topic(topic: &[u8]) -> bool {
-    (1..=MAX_TOPIC_BYTES).contains(&topic.len())
-        && topic.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-}
-
-/// Splits a body into topic, key and payload; `None` when it is not well formed.
-fn parse_body(body: &[u8]) -> Option<(&str, &str, &[u8])> {
-    fn take(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-        let len = usize::from(u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]));
-        Some((bytes.get(2..2 + len)?, bytes.get(2 + len..)?))
-    }
-    let (topic, rest) = take(body)?;
-    if !valid_topic(topic) {
-        return None;
-    }
-    let (key, payload) = take(rest)?;
-    Some((std::str::from_utf8(topic).ok()?, std::str::from_utf8(key).ok()?, payload))
-}
-
-/// Body length from the header at `data[at..]`, if plausible.
-fn header_len(data: &[u8], at: usize) -> Option<usize> {
-    let header = data.get(at..at.checked_add(HEADER_BYTES)?)?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    (MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&len).then_some(len)
-}
-
-/// Size of the valid record at `data[at..]` (header included), `None` when there is none.
-fn record_len_at(data: &[u8], at: usize) -> Option<usize> {
-    let len = header_len(data, at)?;
-    let body = data.get(at + HEADER_BYTES..at + HEADER_BYTES + len)?;
-    parse_body(body)?;
-    let crc = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
-    (crc32fast::hash(body) == crc).then_some(HEADER_BYTES + len)
-}
-
-/// Reads one record of at most `limit` bytes; `Ok(None)` when it is not valid.
-fn read_record(file: &mut impl Read, limit: u64) -> io::Result<Option<(Record, u64)>> {
-    let mut header = [0; HEADER_BYTES];
-    file.read_exact(&mut header)?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    if !(MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&len) || (HEADER_BYTES + len) as u64 > limit {
-        return Ok(None);
-    }
-    let mut body = vec![0; len];
-    file.read_exact(&mut body)?;
-    if crc32fast::hash(&body) != u32::from_le_bytes([header[4], header[5], header[6], header[7]]) {
-        return Ok(None);
-    }
-    Ok(parse_body(&body).map(|(topic, key, payload)| {
-        let record = Record { topic: topic.to_owned(), key: key.to_owned(), payload: payload.to_vec() };
-        (record, (HEADER_BYTES + len) as u64)
-    }))
-}
-
-/// What [`scan`] found in one segment.
-#[derive(Debug, PartialEq, Eq)]
-struct Scan {
-    /// Length of the segment once an invalid tail is cut off.
-    end: u64,
-    /// Valid records.
-    records: u64,
-    /// Corrupt regions `(start, end)` followed by a valid record.
-    skips: Vec<(u64, u64)>,
-    /// Valid records that start before `from`.
-    acked: u64,
-    /// Start of the first valid record at or after `from`, else `end`.
-    cursor: u64,
-}
-
-/// Validates a whole segment; `from` is the stored cursor offset in it (0 if elsewhere).
-fn scan(data: &[u8], from: u64) -> Scan {
-    let mut out = Scan { end: data.len() as u64, records: 0, skips: Vec::new(), acked: 0, cursor: data.len() as u64 };
-    let mut cursor = None;
-    let mut at = 0;
-    while at < data.len() {
-        if let Some(size) = record_len_at(data, at) {
-            if (at as u64) < from {
-                out.acked += 1;
-            } else if cursor.is_none() {
-                cursor = Some(at as u64);
-            }
-            out.records += 1;
-            at += size;
-            continue;
-        }
-        // Trust the length when a valid record (or the end) follows; else look for the next one.
-        let by_length = header_len(data, at)
-            .map(|len| at + HEADER_BYTES + len)
-            .filter(|&next| next == data.len() || (next < data.len() && record_len_at(data, next).is_some()));
-        match by_length.or_else(|| (at + 1..data.len()).find(|&next| record_len_at(data, next).is_some())) {
-            Some(next) => {
-                out.skips.push((at as u64, next as u64));
-                at = next;
-            }
-            None => {
-                out.end = at as u64;
-                break;
-            }
-        }
-    }
-    out.cursor = cursor.unwrap_or(out.end);
-    out
-}
-
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}{SEGMENT_SUFFIX}"))
 }
@@ -768,42 +565,6 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, SpoolError> {
     }
     seqs.sort_unstable();
     Ok(seqs)
-}
-
-/// The stored cursor; `None` when missing or corrupt (logged).
-fn read_cursor(dir: &Path) -> Result<Option<Pos>, SpoolError> {
-    let path = dir.join(CURSOR_FILE);
-    let data = match fs::read(&path) {
-        Ok(data) => data,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(SpoolError::Io { op: "read", path, source: e }),
-    };
-    let field = |range: std::ops::Range<usize>| data.get(range).and_then(|bytes| bytes.try_into().ok());
-    match (data.len() == CURSOR_BYTES, field(0..8), field(8..16), data.get(16..20)) {
-        (true, Some(seq), Some(offset), Some(crc)) if crc32fast::hash(&data[..16]).to_le_bytes() == crc => {
-            Ok(Some(Pos { seq: u64::from_le_bytes(seq), offset: u64::from_le_bytes(offset) }))
-        }
-        _ => {
-            tracing::warn!(file = %path.display(), "spool: corrupt cursor ignored; resending from the oldest segment");
-            Ok(None)
-        }
-    }
-}
-
-/// Replaces the cursor file atomically and durably.
-fn write_cursor(dir: &Path, pos: Pos) -> Result<(), SpoolError> {
-    let mut data = [0; CURSOR_BYTES];
-    data[..8].copy_from_slice(&pos.seq.to_le_bytes());
-    data[8..16].copy_from_slice(&pos.offset.to_le_bytes());
-    let crc = crc32fast::hash(&data[..16]);
-    data[16..].copy_from_slice(&crc.to_le_bytes());
-    let tmp = dir.join(CURSOR_TMP_FILE);
-    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    file.write_all(&data).map_err(io_err("write", &tmp))?;
-    file.sync_data().map_err(io_err("fdatasync", &tmp))?;
-    let path = dir.join(CURSOR_FILE);
-    fs::rename(&tmp, &path).map_err(io_err("rename to", &path))?;
-    sync_dir(dir)
 }
 
 fn truncate(path: &Path, len: u64) -> Result<(), SpoolError> {
@@ -827,95 +588,4 @@ fn remove_if_exists(path: &Path) -> Result<(), SpoolError> {
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
     move |source| SpoolError::Io { op, path: path.to_path_buf(), source }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(i: usize) -> Record {
-        Record { topic: "icmp.metrics".into(), key: format!("pop-{i}/t"), payload: format!("{{\"n\":{i}}}").into() }
-    }
-
-    fn encoded(records: &[Record]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for r in records {
-            encoded_len(r).expect("valid record");
-            encode(r, &mut out);
-        }
-        out
-    }
-
-    #[test]
-    fn encoding_matches_the_documented_layout() {
-        let r = Record { topic: "t".into(), key: "k".into(), payload: b"xy".to_vec() };
-        let out = encoded(std::slice::from_ref(&r));
-        let body = [1, 0, b't', 1, 0, b'k', b'x', b'y'];
-        assert_eq!(out[..4], 8u32.to_le_bytes());
-        assert_eq!(out[4..8], crc32fast::hash(&body).to_le_bytes());
-        assert_eq!(out[8..], body);
-        assert_eq!(encoded_len(&r).expect("valid"), out.len());
-        assert_eq!(record_len_at(&out, 0), Some(out.len()));
-    }
-
-    #[test]
-    fn invalid_records_are_refused() {
-        let mut r = record(0);
-        r.topic = "bad topic".into();
-        assert!(matches!(encoded_len(&r), Err(SpoolError::InvalidRecord { .. })));
-        r.topic = String::new();
-        assert!(matches!(encoded_len(&r), Err(SpoolError::InvalidRecord { .. })));
-        let mut r = record(0);
-        r.key = "k".repeat(70_000);
-        assert!(matches!(encoded_len(&r), Err(SpoolError::InvalidRecord { .. })));
-    }
-
-    #[test]
-    fn scan_counts_records_and_places_the_cursor() {
-        let data = encoded(&[record(0), record(1), record(2)]);
-        let first = record_len_at(&data, 0).expect("valid") as u64;
-        let s = scan(&data, first);
-        assert_eq!((s.records, s.acked, s.cursor, s.end), (3, 1, first, data.len() as u64));
-        assert!(s.skips.is_empty());
-        // A cursor inside a record snaps to the next record start.
-        assert_eq!(scan(&data, first + 3).cursor, first + record_len_at(&data, first as usize).expect("valid") as u64);
-    }
-
-    #[test]
-    fn scan_skips_a_record_with_a_corrupt_length_by_resynchronising() {
-        let mut data = encoded(&[record(0), record(1), record(2)]);
-        let first = record_len_at(&data, 0).expect("valid");
-        let second = record_len_at(&data, first).expect("valid");
-        data[first..first + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        let s = scan(&data, 0);
-        assert_eq!(s.records, 2);
-        assert_eq!(s.skips, vec![(first as u64, (first + second) as u64)]);
-        assert_eq!(s.end, data.len() as u64);
-    }
-
-    #[test]
-    fn scan_cuts_zeroes_and_garbage_at_the_tail() {
-        let mut data = encoded(&[record(0), record(1)]);
-        let valid = data.len() as u64;
-        data.extend_from_slice(&[0; 4096]);
-        assert_eq!(scan(&data, 0).end, valid);
-        let mut rng = fastrand::Rng::with_seed(7);
-        data.truncate(valid as usize);
-        data.extend((0..100_000).map(|_| rng.u8(..)));
-        let s = scan(&data, 0);
-        assert_eq!((s.records, s.end), (2, valid));
-    }
-
-    #[test]
-    fn cursor_file_round_trips_and_rejects_corruption() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pos = Pos { seq: 42, offset: 4242 };
-        write_cursor(dir.path(), pos).expect("write cursor");
-        assert_eq!(read_cursor(dir.path()).expect("read"), Some(pos));
-        let path = dir.path().join(CURSOR_FILE);
-        let mut data = fs::read(&path).expect("read");
-        data[3] ^= 1;
-        fs::write(&path, data).expect("write");
-        assert_eq!(read_cursor(dir.path()).expect("read"), None);
-    }
 }
