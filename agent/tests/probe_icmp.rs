@@ -159,7 +159,7 @@ fn seventy_thousand_unanswered_requests_leave_the_pinger_working() {
             let mut hole = target(&peer, 9_000, Duration::from_micros(500));
             hole.timeout = Duration::from_millis(20);
             let mut runs = tokio::task::JoinSet::new();
-            for _ in 0..8 {
+            for _ in 0..9 {
                 let (pinger, hole) = (std::sync::Arc::clone(&pinger), hole.clone());
                 runs.spawn(async move { run(&hole, &pinger).await });
             }
@@ -180,9 +180,10 @@ fn seventy_thousand_unanswered_requests_leave_the_pinger_working() {
     });
     let (sent, most_pending, pending_after, live) =
         outcome.recv_timeout(Duration::from_secs(120)).expect("the pinger finished (a hang means the map filled up)");
-    assert_eq!(sent, 72_000);
+    // 81,000 attempted; a burst may meet ENOBUFS, which ends that run early.
+    assert!(sent > 70_000, "only {sent} requests sent: the sequence space was never exhausted");
     assert_eq!((live.sent, live.received), (3, 3), "a live target still answers: {live:?}");
-    // 8 runs x 2,000 requests/s x 20 ms timeout = 320 waiting; far below 65,536.
+    // 9 runs x 2,000 requests/s x 20 ms timeout = 360 waiting; far below 65,536.
     assert!(most_pending < 10_000, "{most_pending} requests waiting at once");
     assert_eq!(pending_after, 0, "every entry left the map");
 }

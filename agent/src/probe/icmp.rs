@@ -204,11 +204,18 @@ pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
     };
 
     let start = tokio::time::Instant::now();
-    let mut waiting = Vec::with_capacity(target.count as usize);
+    let mut replies = Replies::default();
+    // Requests in send order; each leaves the socket's in-flight map when
+    // it is dropped: answered, timed out, or the run abandoned. Requests
+    // whose timeout passes are settled between sends, so a long run keeps
+    // only `timeout / packet_interval` of them in the map, not `count`.
+    let mut waiting = std::collections::VecDeque::new();
     for i in 0..target.count {
-        tokio::time::sleep_until(start + target.packet_interval * i).await;
+        let send_at = start + target.packet_interval * i;
+        replies.settle(&mut waiting, target.timeout, send_at).await;
+        tokio::time::sleep_until(send_at).await;
         match socket.send(ip) {
-            Ok(w) => waiting.push(w),
+            Ok(w) => waiting.push_back(w),
             Err(e) => {
                 out.error = fail(ErrorClass::Unreachable, format!("sendto {ip}: {e}"));
                 break;
@@ -216,22 +223,8 @@ pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
         }
         out.sent += 1;
     }
-    let mut rtts_ms = Vec::with_capacity(waiting.len());
-    let mut unreachable = None;
-    // Each `Waiting` leaves the socket's in-flight map when it is dropped:
-    // answered, timed out, or the run abandoned.
-    for mut w in waiting {
-        match tokio::time::timeout_at(w.sent_at + target.timeout, &mut w.reply).await {
-            Ok(Ok(Reply::Echo(rx))) => {
-                let rtt = rx.duration_since(w.sent_wall).unwrap_or_else(|_| w.sent_at.elapsed());
-                if rtt <= target.timeout {
-                    rtts_ms.push(rtt.as_secs_f64() * 1e3);
-                }
-            }
-            Ok(Ok(Reply::Unreachable(why))) => unreachable = Some(why),
-            Ok(Err(_)) | Err(_) => {}
-        }
-    }
+    replies.settle(&mut waiting, target.timeout, tokio::time::Instant::now() + target.timeout).await;
+    let Replies { rtts_ms, unreachable } = replies;
     fill_stats(&mut out, &rtts_ms);
     if out.received == 0 && out.error.is_none() {
         out.error = match unreachable {
@@ -243,6 +236,44 @@ pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
         };
     }
     out
+}
+
+/// What came back for the requests of one run.
+#[derive(Default)]
+struct Replies {
+    /// RTTs of the echo replies, in send order.
+    rtts_ms: Vec<f64>,
+    /// The last ICMP error quoting one of the requests.
+    unreachable: Option<String>,
+}
+
+impl Replies {
+    /// Waits for the oldest requests whose timeout passes by `until` and
+    /// records them; the rest stay in `waiting`.
+    async fn settle(
+        &mut self,
+        waiting: &mut std::collections::VecDeque<Waiting>,
+        timeout: Duration,
+        until: tokio::time::Instant,
+    ) {
+        while let Some(w) = waiting.front_mut() {
+            let deadline = w.sent_at + timeout;
+            if deadline > until {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, &mut w.reply).await {
+                Ok(Ok(Reply::Echo(rx))) => {
+                    let rtt = rx.duration_since(w.sent_wall).unwrap_or_else(|_| w.sent_at.elapsed());
+                    if rtt <= timeout {
+                        self.rtts_ms.push(rtt.as_secs_f64() * 1e3);
+                    }
+                }
+                Ok(Ok(Reply::Unreachable(why))) => self.unreachable = Some(why),
+                Ok(Err(_)) | Err(_) => {}
+            }
+            waiting.pop_front();
+        }
+    }
 }
 
 /// A result for `target` before any request went out: 100 % loss, so a

@@ -291,8 +291,10 @@ impl super::Probe for Target {
         self.compiled().map(|_| ())
     }
 
+    /// `http GET URL`, any password in the URL shown as `***`.
     fn label(&self) -> String {
-        format!("http {} {}", self.method, self.url)
+        let url = Url::parse(&self.url).map_or_else(|_| self.url.clone(), |u| redacted(&u));
+        format!("http {} {url}", self.method)
     }
 
     async fn run(&self, _: &super::Context) -> Body {
