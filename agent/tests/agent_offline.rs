@@ -165,15 +165,43 @@ fn latencies(messages: &[Message]) -> (Vec<f64>, Vec<f64>) {
     (dns, http)
 }
 
+/// An HTTP/1.1 server on 127.0.0.1 that answers every request with 200
+/// after `delay`, one connection at a time per task.
+async fn slow_http_server(delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            });
+        }
+    });
+    addr
+}
+
 /// Regression (hardening issue, fault 3): spool appends and the periodic
 /// fsync ran on the agent's only runtime thread, so during a Kafka outage a
 /// slow disk delayed every DNS and HTTP measurement by up to the fsync time.
-/// Two agents measure the same loopback targets during the same outage, one
-/// with fsyncs slowed by 200 ms: their 90th percentiles stay within 5 ms.
+/// Two agents measure the same loopback targets (DNS, and HTTP answering in
+/// 100 ms) during the same outage, one with fsyncs slowed by 200 ms: their
+/// 90th percentiles stay within 5 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_disk_during_an_outage_does_not_delay_measurements() {
     let dns = common::targets::start_dns().await;
-    let http = common::targets::start_http().await;
+    // A response that takes 100 ms: a run is in flight half of its 200 ms
+    // interval, so a runtime blocked by an fsync would delay most of them.
+    let http = slow_http_server(Duration::from_millis(100)).await;
     let tables = format!(
         "[[dns]]\nresolver = \"{}\"\nquery_name = \"www.{}\"\nrecord_type = \"A\"\ninterval = \"200ms\"\n\n\
          [[http]]\nurl = \"http://{http}/\"\ninterval = \"200ms\"\n",
