@@ -286,18 +286,6 @@ impl Publisher {
         self.shared.connected.load(Ordering::Relaxed)
     }
 
-    /// Asks the brokers for metadata (blocking, up to 10 s): whether Kafka
-    /// answers with these credentials.
-    pub fn check_connection(&self) -> bool {
-        match self.producer.client().fetch_metadata(None, Duration::from_secs(10)) {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "Kafka connection check failed");
-                false
-            }
-        }
-    }
-
     /// Messages waiting in the spool (as of its last operation; never
     /// waits for the disk).
     pub fn spool_messages(&self) -> u64 {

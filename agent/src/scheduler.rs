@@ -10,7 +10,9 @@
 //!   previous run is still going is skipped (counted in
 //!   `netprobe_agent_skipped_runs_total`), never stacked.
 //! - At most [`Limits`] runs of one probe type are in flight at once.
-//! - Each run is bounded by the target's run deadline plus one second.
+//! - Each run is bounded by the target's run deadline plus one second; a
+//!   run abandoned there is still published, as the probe type's
+//!   `abandoned` result (error class `timeout`).
 //! - [`Scheduler::apply`] replaces the target set (SIGHUP): new targets
 //!   start, removed ones stop after their in-flight run is published,
 //!   unchanged ones keep their schedule.
@@ -36,14 +38,6 @@ pub struct Limits(HashMap<ProbeType, usize>);
 impl Default for Limits {
     fn default() -> Self {
         Limits(crate::config::PROBE_TYPES.iter().map(|t| (t.probe_type, t.concurrency)).collect())
-    }
-}
-
-impl Limits {
-    /// These limits with `runs` in flight at most for `probe_type` (at least 1).
-    pub fn with(mut self, probe_type: ProbeType, runs: usize) -> Self {
-        self.0.insert(probe_type, runs);
-        self
     }
 }
 
