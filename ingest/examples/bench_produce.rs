@@ -196,10 +196,7 @@ async fn main() {
         if set_create_time {
             record = record.timestamp(ts_ns / 1_000_000);
         }
-        let delivery = producer
-            .send_result(record)
-            .map_err(|(e, _)| e)
-            .expect("enqueue");
+        let delivery = producer.send_result(record).map_err(|(e, _)| e).expect("enqueue");
         inflight.push(delivery);
         if inflight.len() == 10_000 {
             for d in inflight.drain(..) {

@@ -34,6 +34,7 @@ use netprobe_ingest::retry::Backoff;
 use netprobe_ingest::sink::InfluxSink;
 use netprobe_wire::Topic;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message as _, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
@@ -45,6 +46,9 @@ use crate::progress::{Progress, ProgressMode};
 use crate::summary::{Failure, Problem, Stats, Summary, LISTED_PROBLEMS};
 use crate::write::{write_influx, write_lines, WriteFailure, WriteReport};
 use crate::Error;
+
+/// The `group.id` librdkafka needs for `assign()`; never joined, nothing committed.
+pub const REPLAY_GROUP_ID: &str = "netprobe-replay-unjoined";
 
 /// A batch with the earliest message timestamp in it (for the resume hint).
 #[derive(Debug, Default)]
@@ -88,16 +92,21 @@ pub async fn run(
             Sink::Influx(InfluxSink::new(&influx, &token, settings.write_timeout)?)
         }
         Output::LineProtocol(Some(path)) => {
-            let file =
-                std::fs::File::create(path).map_err(|source| Error::Output { path: path.clone(), source })?;
+            let file = std::fs::File::create(path).map_err(|source| Error::Output { path: path.clone(), source })?;
             Sink::Lines(Box::new(std::io::BufWriter::with_capacity(1 << 20, file)))
         }
-        Output::LineProtocol(None) => Sink::Lines(Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()))),
+        Output::LineProtocol(None) => {
+            Sink::Lines(Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout())))
+        }
         Output::DryRun => Sink::DryRun,
     };
-    let consumer: StreamConsumer = config
+    let consumer: StreamConsumer<ReplayContext> = config
         .kafka
         .client_config()?
+        // librdkafka's assign() needs a group id. It is never joined or
+        // committed to; librdkafka still looks up its coordinator, which the
+        // replay principal may not (no group ACL): see ReplayContext.
+        .set("group.id", REPLAY_GROUP_ID)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -106,14 +115,12 @@ pub async fn run(
         .set("queued.max.messages.kbytes", "512")
         .set("max.partition.fetch.bytes", "262144")
         .set("fetch.queue.backoff.ms", "10")
-        .create()
+        .create_with_context(ReplayContext)
         .map_err(|source| Error::Kafka { context: "create consumer".into(), source })?;
     let prefix = config.kafka.topic_prefix.clone();
     let topics: Vec<(String, Topic)> = request.topics.iter().map(|t| (t.name(&prefix), *t)).collect();
     let filter = request.filter.clone();
-    let plans = tokio::task::block_in_place(|| {
-        plan(&consumer, &topics, filter.start, filter.end, request.late_grace)
-    })?;
+    let plans = tokio::task::block_in_place(|| plan(&consumer, &topics, filter.start, filter.end, request.late_grace))?;
     let plans = Arc::new(plans);
     let total: i64 = plans.iter().map(PartitionPlan::total).sum();
     let open = plans.iter().filter(|p| !p.done.load(Ordering::Relaxed)).count();
@@ -190,7 +197,7 @@ fn index(plans: &[PartitionPlan]) -> HashMap<Arc<str>, Vec<Option<usize>>> {
 }
 
 struct Replay {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<ReplayContext>,
     plans: Arc<Vec<PartitionPlan>>,
     index: HashMap<Arc<str>, Vec<Option<usize>>>,
     /// Partitions not done.
@@ -235,11 +242,8 @@ impl Replay {
                 }
                 continue;
             }
-            let deadline = if self.backoffs.is_empty() {
-                None
-            } else {
-                self.batch.batch.deadline(self.settings.batch_timeout)
-            };
+            let deadline =
+                if self.backoffs.is_empty() { None } else { self.batch.batch.deadline(self.settings.batch_timeout) };
             let stall = self.last_message + self.settings.kafka_stall_timeout;
             tokio::select! {
                 biased;
@@ -266,6 +270,7 @@ impl Replay {
                         let m = m.detach();
                         self.handle(&m).await
                     }
+                    Err(e) if is_group_denied(&e) => tracing::debug!(error = %e, "group coordinator (not used)"),
                     Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
                 },
             }
@@ -360,10 +365,13 @@ impl Replay {
                 let sink = sink.clone();
                 let give_up = self.settings.retry_give_up_after;
                 let min_ts = pending.min_ts;
-                self.in_flight.push_back((min_ts, tokio::spawn(async move {
-                    let result = write_influx(&sink, &mut backoff, give_up, &pending.batch).await;
-                    (pending, backoff, result)
-                })));
+                self.in_flight.push_back((
+                    min_ts,
+                    tokio::spawn(async move {
+                        let result = write_influx(&sink, &mut backoff, give_up, &pending.batch).await;
+                        (pending, backoff, result)
+                    }),
+                ));
                 Ok(())
             }
         }
@@ -402,11 +410,10 @@ impl Replay {
         }
         self.open -= 1;
         let mut tpl = TopicPartitionList::new();
-        if tpl.add_partition(&p.topic, p.partition).is_ok() {
-            // Stop fetching past the stop offset; what is prefetched is dropped.
-            if let Err(e) = self.consumer.pause(&tpl) {
-                tracing::debug!(error = %e, topic = %p.topic, partition = p.partition, "pause");
-            }
+        tpl.add_partition(&p.topic, p.partition);
+        // Stop fetching past the stop offset; what is prefetched is dropped.
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::debug!(error = %e, topic = %p.topic, partition = p.partition, "pause");
         }
         tracing::debug!(topic = %p.topic, partition = p.partition, stop = p.stop, "partition done");
     }
@@ -487,6 +494,28 @@ impl Replay {
             self.malformed.push(Problem { source: source.to_string(), origin, class: class.into(), reason });
         }
     }
+}
+
+/// The consumer's librdkafka callbacks: errors logged, except the refused
+/// coordinator lookup of the never-joined [`REPLAY_GROUP_ID`] (the replay
+/// principal has no group ACL, on purpose).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayContext;
+
+impl rdkafka::ClientContext for ReplayContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if is_group_denied(&error) {
+            tracing::debug!(%error, reason, "group coordinator lookup refused (not used)");
+        } else {
+            tracing::warn!(%error, reason, "librdkafka error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReplayContext {}
+
+fn is_group_denied(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed)
 }
 
 /// `topic[partition]@offset` from a DLQ message's headers, when present.

@@ -37,7 +37,7 @@ impl Filter {
         }
         if !self.targets.is_empty() {
             let Some(target) = target_of(&msg.body) else { return false };
-            if !self.targets.iter().any(|t| *t == target) {
+            if !self.targets.contains(&target) {
                 return false;
             }
         }

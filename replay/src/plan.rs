@@ -86,10 +86,7 @@ pub fn plan<C: ConsumerContext + 'static, K: Consumer<C>>(
             return Err(Error::UnknownTopic { topic: name.clone(), message: "not in the metadata".into() });
         };
         if let Some(e) = t.error() {
-            return Err(Error::UnknownTopic {
-                topic: name.clone(),
-                message: RDKafkaErrorCode::from(e).to_string(),
-            });
+            return Err(Error::UnknownTopic { topic: name.clone(), message: RDKafkaErrorCode::from(e).to_string() });
         }
         if t.partitions().is_empty() {
             return Err(Error::UnknownTopic { topic: name.clone(), message: "no partitions".into() });

@@ -47,7 +47,9 @@ pub async fn write_influx(
 ) -> Result<WriteReport, WriteFailure> {
     let entries = batch.entries();
     let mut report = WriteReport::default();
-    let mut pending = vec![0..entries.len()];
+    // Ranges of entries still to write; a refused range is split in two.
+    let mut pending = Vec::new();
+    pending.push(0..entries.len());
     while let Some(range) = pending.pop() {
         let lines = batch.lines_of(range.clone());
         if lines.is_empty() {

@@ -186,7 +186,11 @@ async fn bad_input_is_a_one_line_error_and_exit_2() {
         (&good, args(&["--start", "1h", "--end", "2h"]), "is not after --start"),
         (&missing_key, args(&["--start", "1h"]), "missing field `brokers`"),
         (&no_influx, args(&["--start", "1h"]), "missing table [influx]"),
-        (&wrong_prefix, args(&["--start", "1h", "--topics", "dns.metrics"]), "no-such-prefix.dns.metrics does not exist"),
+        (
+            &wrong_prefix,
+            args(&["--start", "1h", "--topics", "dns.metrics"]),
+            "no-such-prefix.dns.metrics does not exist",
+        ),
     ];
     for (config, argv, want) in cases {
         let out = replay(config, &argv).await;
@@ -214,7 +218,8 @@ async fn influx_failing_mid_replay_exits_1_with_a_resume_hint_that_completes_the
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(gate.passed() == 5 && gate.refused() > 0, "the outage happened mid-replay: {err}");
-    let hint = err.lines().find_map(|l| l.trim().strip_prefix("resume with: --start ")).unwrap_or_else(|| panic!("{err}"));
+    let hint =
+        err.lines().find_map(|l| l.trim().strip_prefix("resume with: --start ")).unwrap_or_else(|| panic!("{err}"));
     let mut words = hint.split_whitespace();
     let resume = words.next().expect("time").to_owned();
     assert_eq!((words.next(), words.next()), (Some("--end"), Some(end.as_str())), "{hint}");
@@ -307,7 +312,8 @@ impl Gate {
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let admitted = p.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < pass).then_some(n + 1));
+                            let admitted =
+                                p.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < pass).then_some(n + 1));
                             if admitted.is_err() {
                                 r.fetch_add(1, Ordering::SeqCst);
                                 return Ok::<_, std::convert::Infallible>(
@@ -346,4 +352,3 @@ impl Gate {
         self.refused.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
-

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, Utc};
 use netprobe_wire::msg::{Dns, Health, Http, Icmp};
 use netprobe_wire::{Body, KafkaSettings, Message, ProbeId, Timestamp, Topic};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -82,9 +83,8 @@ fn make_fixture() -> Fixture {
     let probes = [format!("replay-a-{run}"), format!("replay-b-{run}")];
     // A day that ended an hour ago: Kafka refuses timestamps far in the future
     // and keeps 7 days.
-    let t0 = (Utc::now() - chrono::Duration::hours(25))
-        .duration_trunc(chrono::Duration::seconds(SLOT_S))
-        .expect("trunc");
+    let t0 =
+        (Utc::now() - chrono::Duration::hours(25)).duration_trunc(chrono::Duration::seconds(SLOT_S)).expect("trunc");
     let mut messages = Vec::new();
     for i in 0..SLOTS {
         let ts = Timestamp(t0 + chrono::Duration::seconds(i * SLOT_S));
@@ -100,25 +100,31 @@ fn make_fixture() -> Fixture {
     // Malformed messages inside the day, in icmp.metrics.
     let malformed_at: Vec<DateTime<Utc>> =
         [40, 50, 100].iter().map(|&i| t0 + chrono::Duration::seconds(i * SLOT_S + 5)).collect();
+    // (Kafka time, topic, key, payload), produced in time order as agents
+    // would: each partition's timestamps then only grow.
+    let mut records: Vec<(DateTime<Utc>, String, String, Vec<u8>)> = messages
+        .iter()
+        .map(|m| {
+            (m.timestamp.0, Topic::for_probe_type(m.probe_type()).name(&prefix), m.key(), m.encode().expect("encode"))
+        })
+        .collect();
+    for at in &malformed_at {
+        records.push((
+            *at,
+            Topic::Icmp.name(&prefix),
+            "bad".into(),
+            b"{\"schema\": 1, \"probe_type\": \"icmp\", oops".to_vec(),
+        ));
+    }
+    records.sort_by_key(|r| r.0);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let producer = producer("AGENT", &prefix);
         let mut sends = Vec::new();
-        for (n, m) in messages.iter().enumerate() {
-            let topic = Topic::for_probe_type(m.probe_type()).name(&prefix);
-            let ms = m.timestamp.0.timestamp_millis();
-            let record = FutureRecord::to(&topic)
-                .key(m.key())
-                .payload(m.encode().expect("encode"))
-                .partition(n as i32 % PARTITIONS)
-                .timestamp(ms);
-            sends.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueue"));
-        }
-        for (n, at) in malformed_at.iter().enumerate() {
-            let topic = Topic::Icmp.name(&prefix);
-            let record = FutureRecord::to(&topic)
-                .key("bad")
-                .payload("{\"schema\": 1, \"probe_type\": \"icmp\", oops")
+        for (n, (at, topic, key, payload)) in records.iter().enumerate() {
+            let record = FutureRecord::to(topic)
+                .key(key)
+                .payload(payload)
                 .partition(n as i32 % PARTITIONS)
                 .timestamp(at.timestamp_millis());
             sends.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueue"));
@@ -214,6 +220,24 @@ pub fn stack_topics(prefix: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // ACLs reach the broker asynchronously: wait until each principal sees
+    // the topics it is allowed to (polled, 60 s deadline).
+    for (principal, topic) in [("AGENT", Topic::Icmp), ("REPLAY", Topic::Dlq), ("INGEST", Topic::Dlq)] {
+        let name = topic.name(prefix);
+        let consumer: BaseConsumer =
+            kafka(principal, prefix).client_config().expect("config").create().expect("client");
+        let started = std::time::Instant::now();
+        loop {
+            let visible = consumer
+                .fetch_metadata(Some(&name), Duration::from_secs(10))
+                .is_ok_and(|md| md.topics().iter().any(|t| t.name() == name && t.error().is_none()));
+            if visible {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{principal} cannot see {name} after 60 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 /// Produces a DLQ record as ingest does (ingest principal, DLQ headers).
@@ -248,7 +272,7 @@ async fn influx(method: reqwest::Method, path: &str, body: Option<serde_json::Va
         .request(method, format!("{}{path}", env("NETPROBE_INFLUX_URL")))
         .header("Authorization", format!("Token {}", token()));
     if let Some(b) = body {
-        req = req.json(&b);
+        req = req.header("Content-Type", "application/json").body(serde_json::to_vec(&b).expect("json"));
     }
     let resp = req.send().await.expect("InfluxDB answers");
     let status = resp.status();
@@ -319,8 +343,12 @@ pub async fn flux(query: &str) -> Vec<HashMap<String, String>> {
 pub type PointKey = (String, String, String, i64);
 
 /// The field every point of a measurement has, and its series tag.
-const KEY_FIELDS: [(&str, &str, &str); 4] =
-    [("icmp", "sent", "target"), ("dns", "answer_count", "resolver"), ("http", "success", "url"), ("probe_health", "uptime_s", "")];
+const KEY_FIELDS: [(&str, &str, &str); 4] = [
+    ("icmp", "sent", "target"),
+    ("dns", "answer_count", "resolver"),
+    ("http", "success", "url"),
+    ("probe_health", "uptime_s", ""),
+];
 
 /// Every point in `bucket`.
 pub async fn points_in(bucket: &str) -> BTreeSet<PointKey> {
@@ -333,7 +361,12 @@ pub async fn points_in(bucket: &str) -> BTreeSet<PointKey> {
         for r in rows {
             let time = DateTime::parse_from_rfc3339(&r["_time"]).expect("time").with_timezone(&Utc);
             let tag_value = if tag.is_empty() { String::new() } else { r[tag].clone() };
-            out.insert((measurement.to_owned(), r["probe_id"].clone(), tag_value, time.timestamp_nanos_opt().expect("ns")));
+            out.insert((
+                measurement.to_owned(),
+                r["probe_id"].clone(),
+                tag_value,
+                time.timestamp_nanos_opt().expect("ns"),
+            ));
         }
     }
     out
