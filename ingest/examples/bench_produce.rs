@@ -5,7 +5,10 @@
 //! expected point count per measurement as JSON.
 //!
 //! Usage: bench_produce COUNT LINES_FILE  (Kafka settings from `scripts/stack env`,
-//! topic prefix from NETPROBE_BENCH_PREFIX).
+//! topic prefix from NETPROBE_BENCH_PREFIX). LINES_FILE `-` writes no lines.
+//! With NETPROBE_BENCH_SPAN_S set (`scripts/bench replay`), the messages are
+//! spread evenly over the SPAN_S seconds before now, message timestamp and
+//! Kafka CreateTime alike; otherwise they are 1 µs apart from a fixed base.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -25,12 +28,12 @@ const BASE_NS: i64 = 1_790_000_000_000_000_000;
 
 /// Message `i`: 40 % icmp, 20 % dns, 20 % http, 5 % mtr (8 hops), 5 % bgp,
 /// 9 % health, 1 % registry, from 200 agents over 50 targets each.
-fn message(i: u64) -> Message {
+fn message(i: u64, ts_ns: i64) -> Message {
     let agent = i % 200;
     let target = (i / 200) % 50;
     let probe_id = ProbeId(format!("pop-{agent:03}"));
     let location = format!("City {agent}, XX");
-    let ts = Timestamp::from_unix_nanos(BASE_NS + i as i64 * 1_000);
+    let ts = Timestamp::from_unix_nanos(ts_ns);
     let x = (i % 97) as f64;
     let body = match i % 100 {
         0..=39 => Body::Icmp(Icmp {
@@ -140,6 +143,16 @@ async fn main() {
     let count: u64 = args.next().and_then(|c| c.parse().ok()).expect("usage: bench_produce COUNT LINES_FILE");
     let lines_path = PathBuf::from(args.next().expect("usage: bench_produce COUNT LINES_FILE"));
     let prefix = env("NETPROBE_BENCH_PREFIX");
+    let write_lines = lines_path.as_os_str() != "-";
+    // (first timestamp, ns between messages, whether CreateTime follows it)
+    let (base_ns, step_ns, set_create_time) = match std::env::var("NETPROBE_BENCH_SPAN_S") {
+        Ok(span) => {
+            let span_ns = span.parse::<i64>().expect("NETPROBE_BENCH_SPAN_S: seconds") * 1_000_000_000;
+            let now_ns = Timestamp::now().unix_nanos().expect("now");
+            (now_ns - span_ns, span_ns / count.max(1) as i64, true)
+        }
+        Err(_) => (BASE_NS, 1_000, false),
+    };
     let settings = KafkaSettings {
         brokers: vec![env("NETPROBE_KAFKA_BROKERS")],
         username: env("NETPROBE_KAFKA_AGENT_USER"),
@@ -166,22 +179,26 @@ async fn main() {
     let mut inflight = Vec::with_capacity(10_000);
     let mut buf = Vec::new();
     for i in 0..count {
-        let msg = message(i);
+        let ts_ns = base_ns + i as i64 * step_ns;
+        let msg = message(i, ts_ns);
         let pts = points(&msg).expect("valid");
         for p in &pts {
             *expected.entry(p.measurement).or_default() += 1;
         }
-        buf.clear();
-        render(&pts, &mut buf);
         let topic = Topic::for_probe_type(msg.probe_type()).name(&prefix);
-        lines.entry(topic.clone()).or_default().extend_from_slice(&buf);
+        if write_lines {
+            buf.clear();
+            render(&pts, &mut buf);
+            lines.entry(topic.clone()).or_default().extend_from_slice(&buf);
+        }
         let payload = msg.encode().expect("encode");
         let key = msg.key();
         // send_result enqueues now; the futures complete from delivery reports.
-        let delivery = producer
-            .send_result(FutureRecord::to(&topic).key(&key).payload(&payload))
-            .map_err(|(e, _)| e)
-            .expect("enqueue");
+        let mut record = FutureRecord::to(&topic).key(&key).payload(&payload);
+        if set_create_time {
+            record = record.timestamp(ts_ns / 1_000_000);
+        }
+        let delivery = producer.send_result(record).map_err(|(e, _)| e).expect("enqueue");
         inflight.push(delivery);
         if inflight.len() == 10_000 {
             for d in inflight.drain(..) {
@@ -193,11 +210,13 @@ async fn main() {
         d.await.expect("delivery report").map_err(|(e, _)| e).expect("delivered");
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&lines_path).expect("lines file"));
-    for topic_lines in lines.values() {
-        file.write_all(topic_lines).expect("write lines");
+    if write_lines {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&lines_path).expect("lines file"));
+        for topic_lines in lines.values() {
+            file.write_all(topic_lines).expect("write lines");
+        }
+        file.flush().expect("flush lines");
     }
-    file.flush().expect("flush lines");
     let total: u64 = expected.values().sum();
     eprintln!("produced {count} messages ({total} points) in {:.1} s", started.elapsed().as_secs_f64());
     let per: Vec<String> = expected.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();

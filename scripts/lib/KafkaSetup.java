@@ -115,6 +115,10 @@ public class KafkaSetup {
         for (AclOperation op : List.of(AclOperation.WRITE, AclOperation.DESCRIBE)) {
             acls.add(allow(ResourceType.TOPIC, prefix + DLQ, PatternType.LITERAL, "ingest", op));
         }
+        // replay re-drives dead-lettered messages: it reads the DLQ, never writes it.
+        for (AclOperation op : List.of(AclOperation.READ, AclOperation.DESCRIBE)) {
+            acls.add(allow(ResourceType.TOPIC, prefix + DLQ, PatternType.LITERAL, "replay", op));
+        }
         // Creating an ACL that exists already is a no-op.
         admin.createAcls(acls).all().get(60, TimeUnit.SECONDS);
     }
