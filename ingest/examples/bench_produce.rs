@@ -118,6 +118,7 @@ fn message(i: u64) -> Message {
             spool_messages: 0,
             spool_dropped_messages: 0,
             kafka_connected: true,
+            instance: None,
         }),
         _ => Body::Registry(Registry {
             ip: Some("198.51.100.7".parse().expect("ip")),
@@ -127,6 +128,7 @@ fn message(i: u64) -> Message {
             uptime_s: i,
             started_at: Timestamp::from_unix_nanos(BASE_NS),
             os: "Linux 6.1.0".into(),
+            instance: None,
         }),
     };
     Message::new(probe_id, location, ts, body)
