@@ -1,8 +1,7 @@
 //! A DLQ the ingest principal may not write (no ACL on the topic, as the
 //! real broker enforces it): the poison message is retried, never skipped;
-//! the failure is counted as `error_type="authorization"`; the messages
-//! behind it on its partition are not written and its offset is not
-//! committed; the loop stays alive (ticks) and in its group past
+//! the failure is counted as `error_type="authorization"`; the group's
+//! offset is not committed past it; the loop stays alive (ticks) and in its group past
 //! `max.poll.interval.ms`. A second run with the DLQ the principal may write
 //! sends the poison there and writes everything behind it: nothing lost.
 //! Its own test binary: it installs the metrics recorder.
@@ -78,6 +77,14 @@ async fn a_dlq_without_write_acl_stalls_loudly_and_loses_nothing() {
     let (partition, poison_offset) = (delivery.partition, delivery.offset);
     let good: Vec<_> = (0..5).map(|seq| icmp_seq(&probe_id, "192.0.2.1", seq)).collect();
     produce(&producer, &good).await;
+    // The partition's end after the good messages (others may add more).
+    let end = end_offsets("INGEST", &[Topic::Icmp])
+        .find_partition(&icmp_topic, partition)
+        .and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .expect("end offset");
 
     // A DLQ topic with no ACL for the ingest principal.
     let origin = Instant::now();
@@ -104,7 +111,6 @@ async fn a_dlq_without_write_acl_stalls_loudly_and_loses_nothing() {
     let failures = metric(&metrics, denied);
     let failing = metric(&metrics, "netprobe_ingest_dlq_sends_failing");
     let paused = metric(&metrics, "netprobe_ingest_consumption_paused");
-    let stored = count_points(&probe_id, "icmp", "sent").await;
     let commit = committed(&group, &icmp_topic, partition);
     let (state, members) = group_state(&group);
     cancel.cancel();
@@ -114,10 +120,11 @@ async fn a_dlq_without_write_acl_stalls_loudly_and_loses_nothing() {
     assert!(failing >= 1.0, "a DLQ send counted as failing: {failing}");
     assert_eq!(paused, 1.0, "partitions paused behind the stalled DLQ send");
     assert!(ticked_ms_ago < 2_000, "the loop ticks while the DLQ refuses ({ticked_ms_ago} ms since the last tick)");
-    assert_eq!(stored, 0, "nothing behind the poison is written while it is not safe");
+    // (Other ingest groups on the shared topics may write our good messages
+    // meanwhile; what this group did shows in its committed offset.)
     assert!(
         commit.is_none_or(|c| c <= poison_offset),
-        "offset committed past the poison: {commit:?} > {poison_offset}"
+        "offset committed past the poison while it is not safe: {commit:?} > {poison_offset}"
     );
     assert_eq!((state.as_str(), members), ("Stable", 1), "still in the group past max.poll.interval.ms");
 
@@ -136,6 +143,11 @@ async fn a_dlq_without_write_acl_stalls_loudly_and_loses_nothing() {
         let ours: Vec<_> =
             read_dlq(&dlq_start).into_iter().filter(|r| r.headers.get("group_id") == Some(&group)).collect();
         async move { (!ours.is_empty()).then_some(ours) }
+    })
+    .await;
+    poll("the group committed past every good message", Duration::from_secs(90), || {
+        let c = committed(&group, &icmp_topic, partition);
+        async move { c.is_some_and(|c| c >= end).then_some(()) }
     })
     .await;
     ingest.0.cancel();
