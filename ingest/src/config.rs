@@ -28,6 +28,11 @@ pub const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default number of batches written at once.
 pub const DEFAULT_WRITES_IN_FLIGHT: usize = 2;
+/// Default `max_poll_interval` (librdkafka's `max.poll.interval.ms` default).
+pub const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
+/// The consumer's session timeout (`session.timeout.ms`); librdkafka
+/// refuses a `max_poll_interval` below it.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The whole ingest config file.
 ///
@@ -108,6 +113,16 @@ pub struct IngestSettings {
     pub writes_in_flight: usize,
     /// Prometheus self-metrics listener (`host:port`); none when absent.
     pub metrics_listen: Option<SocketAddr>,
+    /// Longest time the consumer may go without polling before librdkafka
+    /// leaves the group (`max.poll.interval.ms`); at least the 10 s session
+    /// timeout. A write or DLQ send stalled for a third of it (at most 10 s,
+    /// [`crate::pipeline::PAUSE_AFTER`]) pauses the partitions and polls
+    /// again, so a stall never costs the group membership. Default 5 min.
+    #[serde(with = "humantime_serde")]
+    pub max_poll_interval: Duration,
+    /// The dead-letter topic; default `[kafka] topic_prefix` + `ingest.dlq`.
+    /// The ingest principal needs Write and Describe on it.
+    pub dlq_topic: Option<String>,
 }
 
 impl Default for IngestSettings {
@@ -122,11 +137,27 @@ impl Default for IngestSettings {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             writes_in_flight: DEFAULT_WRITES_IN_FLIGHT,
             metrics_listen: None,
+            max_poll_interval: DEFAULT_MAX_POLL_INTERVAL,
+            dlq_topic: None,
         }
     }
 }
 
+impl IngestSettings {
+    /// How long the loop may stop polling (a stalled write or DLQ send)
+    /// before it pauses the partitions and polls again: a third of
+    /// `max_poll_interval`, at most [`crate::pipeline::PAUSE_AFTER`].
+    pub fn pause_after(&self) -> Duration {
+        crate::pipeline::PAUSE_AFTER.min(self.max_poll_interval / 3)
+    }
+}
+
 impl Config {
+    /// The dead-letter topic: `[ingest] dlq_topic`, or the prefixed `ingest.dlq`.
+    pub fn dlq_topic(&self) -> String {
+        self.ingest.dlq_topic.clone().unwrap_or_else(|| netprobe_wire::Topic::Dlq.name(&self.kafka.topic_prefix))
+    }
+
     /// Reads and validates a config file.
     ///
     /// # Errors
@@ -146,6 +177,12 @@ impl Config {
         let i = &self.ingest;
         if i.batch_max_lines == 0 || i.batch_max_bytes == 0 || i.writes_in_flight == 0 {
             return Err("[ingest] batch_max_lines, batch_max_bytes and writes_in_flight must be > 0".into());
+        }
+        if i.max_poll_interval < SESSION_TIMEOUT {
+            return Err(format!(
+                "[ingest] max_poll_interval must be >= the {} s session timeout",
+                SESSION_TIMEOUT.as_secs()
+            ));
         }
         if i.batch_timeout.is_zero() {
             return Err("[ingest] batch_timeout must be > 0".into());
@@ -208,9 +245,10 @@ mod tests {
             (d.batch_max_lines, d.batch_max_bytes, d.batch_timeout, d.retry_initial_backoff, d.retry_max_backoff)
         );
         assert_eq!(
-            (i.group_id.as_str(), i.write_timeout, i.writes_in_flight),
-            (d.group_id.as_str(), d.write_timeout, d.writes_in_flight)
+            (i.group_id.as_str(), i.write_timeout, i.writes_in_flight, i.max_poll_interval, &i.dlq_topic),
+            (d.group_id.as_str(), d.write_timeout, d.writes_in_flight, d.max_poll_interval, &d.dlq_topic)
         );
+        assert_eq!(config.dlq_topic(), "ingest.dlq");
     }
 
     #[test]
@@ -230,5 +268,9 @@ mod tests {
         let text = include_str!("../ingest.example.toml").replace("writes_in_flight = 2", "writes_in_flight = 0");
         let err = load(&text).expect_err("no writer");
         assert!(err.to_string().contains("writes_in_flight"), "{err}");
+        let text =
+            include_str!("../ingest.example.toml").replace("max_poll_interval = \"5m\"", "max_poll_interval = \"9s\"");
+        let err = load(&text).expect_err("below the session timeout");
+        assert!(err.to_string().contains("max_poll_interval"), "{err}");
     }
 }

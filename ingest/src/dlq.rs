@@ -2,6 +2,17 @@
 //! `ingest.dlq` unchanged (same key and payload), with headers saying where
 //! they came from and why. Sending retries until Kafka confirms delivery, so
 //! the source offset is stored only once the message is safe in the DLQ.
+//!
+//! A DLQ that refuses (broker down, topic missing, no Write ACL for the
+//! ingest principal) is retried with backoff capped at [`MAX_RETRY_BACKOFF`]
+//! forever: skipping would lose the message, and its partition cannot move
+//! on without it. Every failure counts
+//! `netprobe_ingest_dlq_send_failures_total{error_type}` (bounded:
+//! `authorization`, `unknown_topic`, `timeout`, `broker_down`,
+//! `message_size`, `queue_full`, `other`), the gauge
+//! `netprobe_ingest_dlq_sends_failing` counts the sends being retried, and authorization failures are logged as errors
+//! naming the DLQ topic and the missing ACL. The pipeline keeps its group
+//! membership and watchdog meanwhile (see `pipeline`).
 
 use std::time::Duration;
 
@@ -40,6 +51,10 @@ pub mod headers {
 pub const MAX_REASON_BYTES: usize = 1024;
 /// Payload kept when the whole message cannot go to the DLQ, bytes.
 pub const TRUNCATED_PAYLOAD_BYTES: usize = 64 * 1024;
+/// First delay before retrying a failed DLQ send.
+pub const INITIAL_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest delay between DLQ send retries (one error log line per attempt).
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Sends undeliverable messages to the DLQ topic.
 pub struct Dlq {
@@ -85,7 +100,10 @@ impl Dlq {
         let original_size = payload.len().to_string();
         let mut payload = payload;
         let mut truncated = false;
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut backoff = Backoff::new(INITIAL_RETRY_BACKOFF, MAX_RETRY_BACKOFF);
+        // Counts this send in `netprobe_ingest_dlq_sends_failing` from its
+        // first failure until it returns.
+        let mut failing = None;
         loop {
             let mut headers = OwnedHeaders::new()
                 .insert(Header { key: headers::SOURCE_TOPIC, value: Some(source.topic.as_bytes()) })
@@ -126,7 +144,8 @@ impl Dlq {
                 }
                 Err((e, _)) => {
                     let delay = backoff.delay(None);
-                    telemetry::dlq_send_failed(source, &e, delay);
+                    telemetry::dlq_send_failed(source, &self.topic, &e, delay);
+                    failing.get_or_insert_with(telemetry::DlqSendFailing::start);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = cancel.cancelled() => return Err(Cancelled),

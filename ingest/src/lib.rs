@@ -26,7 +26,8 @@ pub use error::Error;
 
 /// Builds every part from `config` and runs until `cancel` fires.
 /// `on_ready` is called once the consumer is subscribed (sd-notify READY);
-/// `on_tick` on every loop turn (sd-notify WATCHDOG).
+/// `on_tick` on every loop turn and at least every
+/// [`pipeline::TICK_INTERVAL`], idle or not (sd-notify WATCHDOG).
 ///
 /// # Errors
 /// A setup failure ([`Error`]); once running, failures are retried, logged
@@ -42,7 +43,7 @@ pub async fn run(
     let sink = sink::InfluxSink::new(&config.influx, &token, config.ingest.write_timeout)?;
     let dlq = std::sync::Arc::new(dlq::Dlq::new(
         consumer::dlq_producer(&config)?,
-        netprobe_wire::Topic::Dlq.name(&config.kafka.topic_prefix),
+        config.dlq_topic(),
         config.ingest.group_id.clone(),
     ));
     let consumer = consumer::subscribe(&config)?;

@@ -14,9 +14,16 @@
 //!   next batch is full, the loop
 //!   stops receiving, so librdkafka's bounded prefetch queue fills and
 //!   fetching stops: back-pressure, memory bounded by `writes_in_flight` + 1
-//!   batches and the prefetch. After [`PAUSE_AFTER`] the assigned partitions are paused and
-//!   the consumer is polled again (what still arrives is held), so it stays
-//!   in its group.
+//!   batches and the prefetch. After [`IngestSettings::pause_after`] (10 s by
+//!   default) the assigned partitions are paused and the consumer is polled
+//!   again (what still arrives is held), so it stays in its group.
+//! - A DLQ send that keeps failing (broker down, a missing Write ACL) is
+//!   retried until Kafka takes the message, never skipped; meanwhile the
+//!   partitions are paused the same way and the consumer keeps polling.
+//! - The loop calls `on_tick` (the systemd watchdog ping) at least every
+//!   [`TICK_INTERVAL`], from a timer, whether or not anything arrives or any
+//!   write finishes: the watchdog reflects the loop being alive, not data
+//!   flowing (an idle topic or an InfluxDB outage is no reason to restart).
 //! - A rejected batch (400/413/422) is bisected; only the messages InfluxDB
 //!   refuses on their own go to the DLQ. A message that does not decode or
 //!   cannot become line protocol goes to the DLQ at once. No partition ever
@@ -52,9 +59,16 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the loop may stop receiving, waiting for a write, before it
 /// pauses the partitions and polls again (librdkafka's `max.poll.interval.ms`
-/// is 300 s). Pausing drops librdkafka's prefetch and resuming costs about a
-/// second, so a write that is merely slow must not trigger it.
+/// is 300 s by default); less when `[ingest] max_poll_interval` is short
+/// ([`IngestSettings::pause_after`]). Pausing drops librdkafka's prefetch and
+/// resuming costs about a second, so a write that is merely slow must not
+/// trigger it.
 pub const PAUSE_AFTER: Duration = Duration::from_secs(10);
+
+/// The longest time between two `on_tick` calls while the loop runs.
+/// `netprobe_service::watchdog` pings at half of `WatchdogSec`, so a ping is
+/// late by at most this much.
+pub const TICK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What a write task hands back: the writer, the batch (its buffers are
 /// reused) and whether it was written.
@@ -93,8 +107,9 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// A pipeline over a subscribed consumer, writing with up to
-    /// `writers.len()` batches in flight. `on_tick` is called from every
-    /// turn of the loop (the systemd watchdog ping).
+    /// `writers.len()` batches in flight. `on_tick` is called on every turn
+    /// of the loop and at least every [`TICK_INTERVAL`] (the systemd watchdog
+    /// ping).
     pub fn new(
         consumer: StreamConsumer<IngestContext>,
         writers: Vec<Writer>,
@@ -122,6 +137,7 @@ impl Pipeline {
     /// Runs until `cancel` fires, then writes what it has (bounded) and commits.
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut written_so_far = Ok(());
+        let mut tick = ticker();
         'outer: loop {
             (self.on_tick)();
             while !self.is_full() {
@@ -142,6 +158,8 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
+                // Back to the top, which calls on_tick.
+                _ = tick.tick() => {}
                 written = wait(&mut self.in_flight) => {
                     written_so_far = self.finish_write(written);
                     if written_so_far.is_err() {
@@ -149,7 +167,7 @@ impl Pipeline {
                     }
                 }
                 _ = sleep_until(deadline) => self.start_write(),
-                _ = sleep_until(self.stalled_since.map(|t| t + PAUSE_AFTER)), if !self.paused => self.set_paused(true),
+                _ = sleep_until(self.stalled_since.map(|t| t + self.settings.pause_after())), if !self.paused => self.set_paused(true),
                 m = self.consumer.recv(), if self.paused || !self.is_full() => match m {
                     Ok(m) if self.is_full() => self.hold(m.detach()),
                     Ok(m) => {
@@ -272,10 +290,55 @@ impl Pipeline {
             },
         };
         if let Some((class, reason)) = failure {
-            self.dlq.send(&source, m.key(), payload, class, &reason, cancel).await?;
+            self.send_to_dlq(&source, m.key(), payload, class, &reason, cancel).await?;
             self.batch.push_resolved(source);
         }
         Ok(())
+    }
+
+    /// Sends one message to the DLQ (retried until Kafka takes it) while
+    /// the loop stays alive: `on_tick` keeps being called, and once the send
+    /// has taken [`IngestSettings::pause_after`] the partitions are paused
+    /// and the consumer is polled (what arrives is held), so a DLQ that
+    /// refuses for hours (a missing ACL) costs neither the watchdog nor the
+    /// group membership. Resumes afterwards unless a write stalls too.
+    async fn send_to_dlq(
+        &mut self,
+        source: &Source,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        class: &str,
+        reason: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        let dlq = self.dlq.clone();
+        let send = dlq.send(source, key, payload, class, reason, cancel);
+        tokio::pin!(send);
+        let started = Instant::now();
+        let mut tick = ticker();
+        let mut paused_here = false;
+        loop {
+            tokio::select! {
+                biased;
+                sent = &mut send => {
+                    if paused_here && self.paused && self.stalled_since.is_none() {
+                        self.set_paused(false);
+                    }
+                    return sent;
+                }
+                _ = tick.tick() => {
+                    (self.on_tick)();
+                    if !self.paused && started.elapsed() >= self.settings.pause_after() {
+                        self.set_paused(true);
+                        paused_here = true;
+                    }
+                }
+                m = self.consumer.recv(), if self.paused => match m {
+                    Ok(m) => self.held.push_back(m.detach()),
+                    Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+                },
+            }
+        }
     }
 
     fn set_paused(&mut self, pause: bool) {
@@ -321,6 +384,13 @@ async fn wait(in_flight: &mut VecDeque<JoinHandle<Written>>) -> Written {
         // The task only ends early by panicking: a bug, surfaced as one.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// A timer firing every [`TICK_INTERVAL`]; missed ticks are not caught up.
+fn ticker() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(TICK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

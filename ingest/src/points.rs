@@ -5,6 +5,10 @@
 //! timestamp is the message timestamp in ns, so re-ingesting a message
 //! overwrites its points instead of duplicating them. Bounded values are
 //! tags, everything else fields; absent (`null`) values are left out.
+//! Registry and health points carry an `instance` tag when the agent names
+//! its systemd template instance, so instances sharing a `probe_id` keep
+//! separate series. DNS `answers` is one string field holding a JSON array
+//! ([`answers_json`]).
 //!
 //! Lines are written in the dialect InfluxDB OSS 2.x actually parses (Go,
 //! `models/points.go`, v2.9.1), which differs from the line-protocol page and
@@ -223,6 +227,20 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// DNS answers as one string field: a JSON array of strings (`["a","b"]`,
+/// `[]` when none), so an answer holding `,`, `"` or `\` (TXT records) stays
+/// one answer; Flux reads it back with `json.parse`. See
+/// `docs/line-protocol.md`.
+pub fn answers_json(answers: &[String]) -> String {
+    // Serializing strings to JSON cannot fail.
+    serde_json::to_string(answers).unwrap_or_default()
+}
+
+/// The `instance` tag of registry and health points, when the agent sent one.
+fn instance_tag(instance: &Option<String>) -> Vec<(&'static str, Cow<'_, str>)> {
+    instance.as_deref().map(|i| ("instance", Cow::Borrowed(i))).into_iter().collect()
+}
+
 fn join<T: ToString>(items: &[T], sep: &str) -> String {
     items.iter().map(T::to_string).collect::<Vec<_>>().join(sep)
 }
@@ -258,7 +276,7 @@ impl<'a> PointsBuilder<'a> {
             .int("answer_count", m.answer_count)
             .opt_str("rcode", m.rcode.as_deref())
             .opt_float("latency_ms", m.latency_ms)
-            .str("answers", m.answers.join(","))
+            .str("answers", answers_json(&m.answers))
             .error(&m.error);
         let tags = vec![
             ("resolver", m.resolver.as_str().into()),
@@ -341,7 +359,7 @@ impl<'a> PointsBuilder<'a> {
             .str("started_at", m.started_at.to_string())
             .str("os", m.os.as_str())
             .opt_str("ip", m.ip.map(|ip| ip.to_string()));
-        self.push("agent_registry", Vec::new(), f);
+        self.push("agent_registry", instance_tag(&m.instance), f);
         Ok(())
     }
 
@@ -354,7 +372,7 @@ impl<'a> PointsBuilder<'a> {
             .uint("spool_dropped_messages", m.spool_dropped_messages)?
             .bool("kafka_connected", m.kafka_connected)
             .opt_int("last_successful_run", m.last_successful_run.map(|t| t.unix_seconds()));
-        self.push("probe_health", Vec::new(), f);
+        self.push("probe_health", instance_tag(&m.instance), f);
         Ok(())
     }
 }

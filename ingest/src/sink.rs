@@ -12,8 +12,12 @@ use crate::config::InfluxSettings;
 use crate::retry::{classify, parse_retry_after, Action};
 use crate::Error;
 
-/// Longest InfluxDB error text kept (it quotes the offending line whole).
-const MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest InfluxDB error text kept (it quotes the offending line whole):
+/// no more of an error body is read.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest time spent reading an error body: it only feeds logs and the
+/// DLQ reason, and a server that dribbles one must not hold the write.
+pub const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Result of one write attempt.
 #[derive(Debug)]
@@ -75,15 +79,30 @@ impl InfluxSink {
                 let status = r.status();
                 let retry_after = parse_retry_after(r.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
                 let action = classify(status, retry_after);
-                let message = if action == Action::Done {
-                    String::new()
-                } else {
-                    crate::truncate_utf8(&r.text().await.unwrap_or_default(), MAX_MESSAGE_BYTES).to_owned()
-                };
+                let message = if action == Action::Done { String::new() } else { error_text(r).await };
                 Outcome { action, status: Some(status.as_u16()), message }
             }
         }
     }
+}
+
+/// The head of an error body: at most [`MAX_MESSAGE_BYTES`], read within
+/// [`ERROR_BODY_TIMEOUT`], chunk by chunk so a huge or endless body is never
+/// held (dropping the response then closes the connection).
+async fn error_text(mut response: reqwest::Response) -> String {
+    let mut head = Vec::with_capacity(256);
+    let read = async {
+        while head.len() < MAX_MESSAGE_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => head.extend_from_slice(&chunk[..chunk.len().min(MAX_MESSAGE_BYTES - head.len())]),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    };
+    // Out of time: keep what came.
+    let _ = tokio::time::timeout(ERROR_BODY_TIMEOUT, read).await;
+    let text = String::from_utf8_lossy(&head);
+    crate::truncate_utf8(&text, MAX_MESSAGE_BYTES).to_owned()
 }
 
 fn gzip(lines: &[u8]) -> Vec<u8> {

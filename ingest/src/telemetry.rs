@@ -70,10 +70,68 @@ pub fn dlq_sent(source: &Source, class: &str, reason: &str) {
     tracing::warn!(topic = %source.topic, partition = source.partition, offset = source.offset, class, reason, "message sent to the DLQ");
 }
 
-/// Producing to the DLQ failed; retrying.
-pub fn dlq_send_failed(source: &Source, error: &rdkafka::error::KafkaError, delay: Duration) {
-    counter!("netprobe_ingest_dlq_send_failures_total").increment(1);
-    tracing::warn!(topic = %source.topic, partition = source.partition, offset = source.offset, %error, retry_in_ms = delay.as_millis() as u64, "DLQ produce failed, retrying");
+/// Why a DLQ send failed, as the bounded `error_type` label of
+/// `netprobe_ingest_dlq_send_failures_total`.
+pub fn dlq_error_type(error: &rdkafka::error::KafkaError) -> &'static str {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    match error.rdkafka_error_code() {
+        Some(
+            C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+            | C::TransactionalIdAuthorizationFailed,
+        ) => "authorization",
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => "unknown_topic",
+        Some(C::MessageTimedOut | C::RequestTimedOut | C::OperationTimedOut) => "timeout",
+        Some(C::AllBrokersDown | C::BrokerTransportFailure | C::BrokerNotAvailable) => "broker_down",
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => "message_size",
+        Some(C::QueueFull) => "queue_full",
+        _ => "other",
+    }
+}
+
+/// Producing `source` to the DLQ `dlq_topic` failed; retrying after `delay`.
+/// An authorization failure is logged as an error naming the missing ACL:
+/// nothing behind this message is stored until an operator grants it.
+pub fn dlq_send_failed(source: &Source, dlq_topic: &str, error: &rdkafka::error::KafkaError, delay: Duration) {
+    let error_type = dlq_error_type(error);
+    counter!("netprobe_ingest_dlq_send_failures_total", "error_type" => error_type).increment(1);
+    let retry_in_ms = delay.as_millis() as u64;
+    if error_type == "authorization" || error_type == "unknown_topic" {
+        tracing::error!(
+            dlq_topic,
+            topic = %source.topic,
+            partition = source.partition,
+            offset = source.offset,
+            %error,
+            error_type,
+            retry_in_ms,
+            "the ingest principal cannot write the DLQ topic: grant it Write and Describe on it (and create the topic); \
+             this partition is stalled at this offset until then, nothing is skipped"
+        );
+    } else {
+        tracing::warn!(dlq_topic, topic = %source.topic, partition = source.partition, offset = source.offset, %error, error_type, retry_in_ms, "DLQ produce failed, retrying");
+    }
+}
+
+/// One DLQ send that has failed at least once and is being retried: while
+/// it lives, it counts in the gauge `netprobe_ingest_dlq_sends_failing`.
+#[derive(Debug)]
+pub struct DlqSendFailing(());
+
+impl DlqSendFailing {
+    /// Counts one more failing send.
+    pub fn start() -> Self {
+        gauge!("netprobe_ingest_dlq_sends_failing").increment(1.0);
+        DlqSendFailing(())
+    }
+}
+
+impl Drop for DlqSendFailing {
+    fn drop(&mut self) {
+        gauge!("netprobe_ingest_dlq_sends_failing").decrement(1.0);
+    }
 }
 
 /// Offsets were stored for commit.

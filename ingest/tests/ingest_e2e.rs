@@ -53,8 +53,19 @@ fn expected_rows(msg: &Message) -> BTreeMap<(String, BTreeMap<String, String>, S
     out
 }
 
-const TAG_COLUMNS: [&str; 10] =
-    ["probe_id", "location", "target", "resolver", "query_name", "record_type", "url", "method", "ttl", "prefix"];
+const TAG_COLUMNS: [&str; 11] = [
+    "probe_id",
+    "location",
+    "target",
+    "resolver",
+    "query_name",
+    "record_type",
+    "url",
+    "method",
+    "ttl",
+    "prefix",
+    "instance",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_lands_with_every_field_and_reingest_changes_nothing() {

@@ -33,7 +33,7 @@ const TS: &str = "1795455109123456789";
 fn golden_messages_render_to_the_design_schema() {
     let expected = [
         (ProbeType::Icmp, vec![format!("icmp,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10 sent=5i,received=4i,loss_pct=20,resolved_ip=\"192.0.2.10\",rtt_min_ms=11.204,rtt_avg_ms=11.532,rtt_median_ms=11.49,rtt_max_ms=11.947,rtt_stddev_ms=0.271,jitter_ms=0.314 {TS}")]),
-        (ProbeType::Dns, vec![format!("dns,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,resolver=192.0.2.53:53,query_name=example.com,record_type=A answer_count=2i,rcode=\"NOERROR\",latency_ms=2.75,answers=\"192.0.2.80,192.0.2.81\" {TS}")]),
+        (ProbeType::Dns, vec![format!("dns,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,resolver=192.0.2.53:53,query_name=example.com,record_type=A answer_count=2i,rcode=\"NOERROR\",latency_ms=2.75,answers=\"[\\\"192.0.2.80\\\",\\\"192.0.2.81\\\"]\" {TS}")]),
         (ProbeType::Http, vec![format!("http,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,url=https://example.com/,method=GET success=true,redirects=1i,dns_ms=1.5,connect_ms=10.25,tls_ms=21,ttfb_ms=35.125,total_ms=70.5,http_version=\"HTTP/2\",tls_version=\"TLSv1.3\",status_code=200i,cert_not_after=1800057599i,response_bytes=1256i {TS}")]),
         (ProbeType::Mtr, vec![
             format!("mtr_path,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10 destination_reached=true,hop_count=2i,path_hash=\"5f1c0a9e7d3b2a14\" {TS}"),
@@ -41,8 +41,8 @@ fn golden_messages_render_to_the_design_schema() {
             format!("mtr_hop,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10,ttl=2 sent=10i,received=10i,loss_pct=0,ip=\"192.0.2.10\",hostname=\"target.example.net\",rtt_last_ms=11.5,rtt_avg_ms=11.6,rtt_best_ms=11.2,rtt_worst_ms=12.25,rtt_stddev_ms=0.3,asn=64500i {TS}"),
         ]),
         (ProbeType::Bgp, vec![format!("bgp,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,prefix=192.0.2.0/24,event=origin_change peer_asn=3333i,peer_ip=\"2001:db8::1\",collector=\"rrc00\",expected_origins=\"64500\",as_path=\"3333 1299 64666\",communities=\"3333:100 64666:1:2\",source=\"ris-live\",next_hop=\"2001:db8::1\",origin_asn=64666i {TS}")]),
-        (ProbeType::Registry, vec![format!("agent_registry,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE hostname=\"pop-fra-01.netprobe.example\",available_metrics=\"icmp,dns,http\",version=\"0.1.0\",uptime_s=3600i,started_at=\"2026-11-23T16:31:49.500000000Z\",os=\"Linux 6.1.0 (Debian 12)\",ip=\"198.51.100.7\" {TS}")]),
-        (ProbeType::Health, vec![format!("probe_health,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE uptime_s=3600i,failures_last_hour=3i,runs_last_hour=720i,spool_messages=0i,spool_dropped_messages=0i,kafka_connected=true,last_successful_run=1795455100i {TS}")]),
+        (ProbeType::Registry, vec![format!("agent_registry,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,instance=icmp hostname=\"pop-fra-01.netprobe.example\",available_metrics=\"icmp,dns,http\",version=\"0.1.0\",uptime_s=3600i,started_at=\"2026-11-23T16:31:49.500000000Z\",os=\"Linux 6.1.0 (Debian 12)\",ip=\"198.51.100.7\" {TS}")]),
+        (ProbeType::Health, vec![format!("probe_health,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,instance=icmp uptime_s=3600i,failures_last_hour=3i,runs_last_hour=720i,spool_messages=0i,spool_dropped_messages=0i,kafka_connected=true,last_successful_run=1795455100i {TS}")]),
     ];
     for (kind, want) in expected {
         let got = lines(&golden(kind));
@@ -51,6 +51,57 @@ fn golden_messages_render_to_the_design_schema() {
         for line in parse_lines(&got.join("\n")) {
             line.unwrap_or_else(|e| panic!("{kind}: our line does not parse: {e}"));
         }
+    }
+}
+
+#[test]
+fn dns_txt_answers_with_commas_and_quotes_stay_apart() {
+    let msg = Message::new(
+        ProbeId("p".into()),
+        "l",
+        Timestamp::from_unix_nanos(1_795_455_109_123_456_789),
+        Body::Dns(Dns {
+            resolver: "192.0.2.53:53".into(),
+            query_name: "example.com".into(),
+            record_type: "TXT".into(),
+            rcode: Some("NOERROR".into()),
+            latency_ms: Some(1.5),
+            answers: vec!["a,b".into(), "say \"hi\"".into()],
+            answer_count: 2,
+            error: None,
+        }),
+    );
+    // By hand: the JSON array ["a,b","say \"hi\""], then `"` and `\` escaped
+    // for a line-protocol string field.
+    let want = r#"dns,probe_id=p,location=l,resolver=192.0.2.53:53,query_name=example.com,record_type=TXT answer_count=2i,rcode="NOERROR",latency_ms=1.5,answers="[\"a,b\",\"say \\\"hi\\\"\"]" 1795455109123456789"#;
+    assert_eq!(lines(&msg).trim_end(), want);
+    let line = goparse::parse(want);
+    let stored = &line.fields.iter().find(|(k, _)| k == "answers").expect("answers field").1;
+    assert_eq!(stored, r#"["a,b","say \"hi\""]"#, "what InfluxDB stores");
+}
+
+#[test]
+fn instance_is_a_tag_of_registry_and_health_validated_like_every_tag() {
+    for kind in [ProbeType::Registry, ProbeType::Health] {
+        let mut msg = golden(kind);
+        let set = |msg: &mut Message, v: &str| match &mut msg.body {
+            Body::Registry(r) => r.instance = Some(v.into()),
+            Body::Health(h) => h.instance = Some(v.into()),
+            _ => unreachable!(),
+        };
+        set(&mut msg, "dns a,b");
+        let line = goparse::parse(lines(&msg).trim_end());
+        assert_eq!(line.tags[2], ("instance".to_owned(), "dns a,b".to_owned()), "{kind}");
+        set(&mut msg, "x\n");
+        assert_eq!(points(&msg), Err(PointError::LineBreakInTag { tag: "instance" }), "{kind}");
+        set(&mut msg, "x\\");
+        assert_eq!(points(&msg), Err(PointError::TrailingBackslashInTag { tag: "instance" }), "{kind}");
+        match &mut msg.body {
+            Body::Registry(r) => r.instance = None,
+            Body::Health(h) => h.instance = None,
+            _ => unreachable!(),
+        }
+        assert!(!lines(&msg).contains("instance="), "{kind}: no instance, no tag");
     }
 }
 
@@ -204,7 +255,10 @@ proptest! {
                 error: None,
             }),
         );
-        let joined = answers.join(",");
-        check(&msg, &[("probe_id", &probe_id), ("resolver", &resolver), ("query_name", &query_name), ("record_type", "TXT")], &[("rcode", Some(&rcode)), ("answers", Some(&joined))])?;
+        // serde_json's encoding of the list, independent of ingest's code;
+        // and the stored string reads back as the same list.
+        let json = serde_json::to_string(&answers).expect("json");
+        prop_assert_eq!(serde_json::from_str::<Vec<String>>(&json).expect("json"), answers.clone());
+        check(&msg, &[("probe_id", &probe_id), ("resolver", &resolver), ("query_name", &query_name), ("record_type", "TXT")], &[("rcode", Some(&rcode)), ("answers", Some(&json))])?;
     }
 }

@@ -122,7 +122,7 @@ fn fixtures() -> Vec<Message> {
             uptime_s: 3600,
             started_at: ts("2026-11-23T16:31:49.5Z"),
             os: "Linux 6.1.0 (Debian 12)".into(),
-            instance: None,
+            instance: Some("icmp".into()),
         })),
         message(Body::Health(Health {
             last_successful_run: Some(ts("2026-11-23T17:31:40Z")),
@@ -132,7 +132,7 @@ fn fixtures() -> Vec<Message> {
             spool_messages: 0,
             spool_dropped_messages: 0,
             kafka_connected: true,
-            instance: None,
+            instance: Some("icmp".into()),
         })),
     ]
 }
@@ -193,8 +193,8 @@ fn keys_keep_one_target_on_one_partition() {
             "pop-fra-01/https://example.com/",
             "pop-fra-01/192.0.2.10",
             "pop-fra-01/192.0.2.0/24",
-            "pop-fra-01",
-            "pop-fra-01",
+            "pop-fra-01/icmp",
+            "pop-fra-01/icmp",
         ]
     );
 }

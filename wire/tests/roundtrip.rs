@@ -202,18 +202,10 @@ fn registry() -> impl Strategy<Value = Body> {
         any::<u64>(),
         timestamp(),
         text(),
+        proptest::option::of(text()),
     )
-        .prop_map(|(ip, hostname, available_metrics, version, uptime_s, started_at, os)| {
-            Body::Registry(Registry {
-                ip,
-                hostname,
-                available_metrics,
-                version,
-                uptime_s,
-                started_at,
-                os,
-                instance: None,
-            })
+        .prop_map(|(ip, hostname, available_metrics, version, uptime_s, started_at, os, instance)| {
+            Body::Registry(Registry { ip, hostname, available_metrics, version, uptime_s, started_at, os, instance })
         })
 }
 
@@ -226,8 +218,9 @@ fn health() -> impl Strategy<Value = Body> {
         any::<u64>(),
         any::<u64>(),
         any::<bool>(),
+        proptest::option::of(text()),
     )
-        .prop_map(|(last, uptime_s, failures, runs, spool, dropped, connected)| {
+        .prop_map(|(last, uptime_s, failures, runs, spool, dropped, connected, instance)| {
             Body::Health(Health {
                 last_successful_run: last,
                 uptime_s,
@@ -236,7 +229,7 @@ fn health() -> impl Strategy<Value = Body> {
                 spool_messages: spool,
                 spool_dropped_messages: dropped,
                 kafka_connected: connected,
-                instance: None,
+                instance,
             })
         })
 }

@@ -19,12 +19,18 @@ pub struct Health {
     /// Messages waiting in the on-disk spool.
     pub spool_messages: u64,
     /// Messages the spool bound dropped since the agent started (oldest
-    /// first); non-zero means measurements were lost.
+    /// first); non-zero means measurements were lost. Added within schema 1
+    /// (after DESIGN.md's field list), so optional: absent reads as 0, the
+    /// value of an agent that does not report it.
+    #[serde(default)]
     pub spool_dropped_messages: u64,
     /// Whether the producer currently has a working broker connection.
     pub kafka_connected: bool,
-    /// The agent instance, as in the registry record; absent (default) for
-    /// a single agent. Optional within schema 1.
+    /// The systemd template instance that sent this heartbeat, e.g. `icmp`
+    /// for `netprobe-agent@icmp`: several instances with one `probe_id` keep
+    /// separate health series (ingest tags `probe_health` points with it)
+    /// and message keys (`probe_id/instance`). Optional within schema 1:
+    /// absent (not written) for an agent run as one unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
 }

@@ -3,6 +3,14 @@
 //! Every message is one JSON object: the envelope fields of DESIGN.md
 //! (`schema`, `probe_id`, `probe_type`, `location`, `timestamp`) next to the
 //! fields of its body. Times are milliseconds as f64, units are in the names.
+//!
+//! Compatibility within schema 1: every field DESIGN.md lists for a kind is
+//! read as listed; every field added since (`health.spool_dropped_messages`,
+//! `health.instance`, `registry.instance`, and `mtr.error`, which DESIGN.md
+//! covers only by its general rule) is optional with a documented default,
+//! so a message written to DESIGN.md's field lists, or by an older agent
+//! during a rolling upgrade, still decodes. A field that must be required
+//! needs schema 2. `tests/design_fields.rs` holds every kind to this.
 
 mod bgp;
 mod dns;
@@ -147,6 +155,17 @@ impl Body {
             Body::Health(m) => m.instance.clone(),
         }
     }
+
+    /// The systemd template instance a registry or health body names
+    /// (`icmp` for `netprobe-agent@icmp`); `None` for every other kind and
+    /// for an agent run as one unit.
+    pub fn instance(&self) -> Option<&str> {
+        match self {
+            Body::Registry(m) => m.instance.as_deref(),
+            Body::Health(m) => m.instance.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl Message {
@@ -160,12 +179,14 @@ impl Message {
         self.body.probe_type()
     }
 
-    /// The Kafka message key: `probe_id/target`, or `probe_id` alone for
-    /// registry and health, so one target's results stay ordered on one
-    /// partition (and the compacted registry keeps one record per agent).
+    /// The Kafka message key: `probe_id/target`; for registry and health
+    /// `probe_id/instance` when the body names its template instance, else
+    /// `probe_id` alone. So one target's results stay ordered on one
+    /// partition, and the compacted registry keeps one record per agent
+    /// instance.
     pub fn key(&self) -> String {
-        match self.body.target() {
-            Some(target) => format!("{}/{}", self.probe_id, target),
+        match self.body.target().or_else(|| self.body.instance().map(str::to_owned)) {
+            Some(second) => format!("{}/{}", self.probe_id, second),
             None => self.probe_id.0.clone(),
         }
     }

@@ -21,7 +21,10 @@ pub struct Mtr {
     pub path_hash: String,
     /// Hops in TTL order.
     pub hops: Vec<MtrHop>,
-    /// `null` on success; why the run failed otherwise.
+    /// `null` on success; why the run failed otherwise. Not in DESIGN.md's
+    /// mtr field list (its general rule on `error` applies), so optional:
+    /// absent reads as `null`.
+    #[serde(default)]
     pub error: Option<ProbeError>,
 }
 
