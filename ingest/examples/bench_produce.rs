@@ -171,6 +171,20 @@ async fn main() {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
+    // Topics and ACLs just made (`stack topics --recreate`) reach the broker
+    // asynchronously: wait until this principal sees every topic.
+    for t in Topic::PROBE_TOPICS {
+        let name = t.name(&prefix);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !producer
+            .client()
+            .fetch_metadata(Some(&name), Duration::from_secs(5))
+            .is_ok_and(|md| md.topics().iter().any(|x| x.name() == name && x.error().is_none()))
+        {
+            assert!(Instant::now() < deadline, "{name} not writable after 60 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     // Lines per topic, written one topic after the other: batches then hold
     // one measurement, as batches of a consumer catching up do.
     let mut lines: BTreeMap<String, Vec<u8>> = BTreeMap::new();
