@@ -186,16 +186,14 @@ func dnsDashboard() *dashboard.DashboardBuilder {
 				`aggregateWindow(every: v.windowPeriod, fn: count, createEmpty: false)`)).
 			DrawStyle(common.GraphDrawStyleBars).FillOpacity(80).
 			Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal))).
-		WithPanel(ts("Distinct answer sets", "short",
-			"How many different answer sets each agent saw per interval for a resolver and name: above 1 means the answers changed.",
+		WithPanel(tbl("Answer changes",
+			"Per agent, resolver and name: how often the answer set changed in the range (a run whose answers differ from the run before) and the current answers.",
 			pipe(from("dns", field("answers"), sel...),
-				`window(every: v.windowPeriod)`,
-				`distinct()`,
-				`count()`,
-				`duplicate(column: "_stop", as: "_time")`,
-				`window(every: inf)`,
-				`keep(columns: ["_time", "_value", "probe_id", "resolver", "query_name", "record_type"])`)).
-			Min(0).DrawStyle(common.GraphDrawStyleBars).Thresholds(thresholds("green", 2.0, "orange"))).
+				`reduce(identity: {first: true, prev: "", changes: 0, answers: ""}, fn: (r, accumulator) => ({first: false, prev: r._value, answers: r._value, changes: if not accumulator.first and r._value != accumulator.prev then accumulator.changes + 1 else accumulator.changes}))`,
+				"group()",
+				`keep(columns: ["probe_id", "location", "resolver", "query_name", "record_type", "changes", "answers"])`,
+				`sort(columns: ["changes"], desc: true)`)).
+			OverrideByName("changes", props("custom.cellOptions", map[string]any{"type": "color-background"}, "thresholds", map[string]any{"mode": "absolute", "steps": []map[string]any{{"value": nil, "color": "green"}, {"value": 1, "color": "orange"}}}))).
 		WithPanel(tbl("Latest answer per agent, resolver and name",
 			"The last query of each: rcode, latency, answers and the error class of a failed query.",
 			pipe(from("dns", fields("rcode", "latency_ms", "answer_count", "answers", "error"), sel...),
@@ -257,15 +255,18 @@ func mtrDashboard() *dashboard.DashboardBuilder {
 		Multi(false).IncludeAll(false).
 		Current(dashboard.VariableOption{Text: dashboard.StringOrArrayOfString{String: cog.ToPtr("")}, Value: dashboard.StringOrArrayOfString{String: cog.ToPtr("")}})
 	pathChanges := pipe(from("mtr_path", field("path_hash"), sel...),
-		`map(fn: (r) => ({r with _level: r._value}))`,
-		`monitor.stateChanges(fromLevel: "any", toLevel: "any")`,
+		// path_hash is hex: its first 12 digits as an integer, so
+		// difference() finds the runs whose path differs from the run before.
+		`map(fn: (r) => ({r with path_id: hex.int(v: if strings.strlen(v: r._value) > 12 then strings.substring(v: r._value, start: 0, end: 12) else r._value)}))`,
+		`difference(columns: ["path_id"])`,
+		`filter(fn: (r) => r.path_id != 0)`,
 		`map(fn: (r) => ({_time: r._time, probe_id: r.probe_id, target: r.target, path_hash: r._value, text: "path changed to " + r._value + " (" + r.probe_id + " -> " + r.target + ")"}))`)
 	return base("netprobe-mtr", "netprobe / MTR", "Per-hop loss and RTT towards one target, path changes as annotations (measurements mtr_path, mtr_hop).", "mtr_path").
 		WithVariable(targetVar).
 		Annotation(dashboard.NewAnnotationQueryBuilder().
 			Name("Path changes").Enable(true).IconColor("orange").
 			Datasource(datasourceRef()).
-			Target(Flux("import \"influxdata/influxdb/monitor\"\n\n" + pathChanges).RefId("Anno"))).
+			Target(Flux("import \"contrib/bonitoo-io/hex\"\nimport \"strings\"\n\n" + pathChanges).RefId("Anno"))).
 		WithPanel(ts("Per-hop loss", "percent",
 			"Loss at each hop (ttl) per interval. Loss at an intermediate hop that does not continue to later hops is ICMP rate limiting, not loss.",
 			pipe(from("mtr_hop", field("loss_pct"), sel...), meanPerWindow, hopKeep)).
@@ -348,7 +349,8 @@ func registryDashboard() *dashboard.DashboardBuilder {
 			"Agents per version: a rolling upgrade in progress shows two.",
 			pipe(from("agent_registry", field("version"), agentFilters...),
 				"last()",
-				`group(columns: ["_value"])`,
+				`duplicate(column: "_value", as: "version")`,
+				`group(columns: ["version"])`,
 				`distinct(column: "probe_id")`,
 				`count()`,
 				`rename(columns: {_value: "agents"})`,
