@@ -343,17 +343,21 @@ async fn check_dashboards(bucket: &str, t0: i64, checked: &mut Checked) {
                 "probe_id" => &[FRA.0, GRU.0, SIN.0],
                 _ => &[],
             };
-            let expect: Vec<&str> = if name == "bgp.json" && vname != "target" {
-                expect.iter().copied().filter(|x| x.starts_with("graf-fra") || *x == FRA.1).collect()
-            } else if name == "mtr.json"
-                || name == "http.json"
-                || name == "dns.json"
-                || name == "icmp.json"
-                || name == "overview.json"
-            {
-                expect.to_vec()
+            // BGP events come from graf-fra only; every other measurement
+            // has all three agents.
+            let expect: Vec<&str> = if name == "bgp.json" {
+                expect.iter().copied().filter(|x| *x == FRA.0 || *x == FRA.1).collect()
             } else {
                 expect.to_vec()
+            };
+            // Targets: what the fixture sent for each family.
+            let expect: Vec<&str> = match (name.as_str(), vname.as_str()) {
+                ("icmp.json" | "overview.json", "target") => vec![DOWN_BOTH, DOWN_FRA, HEALTHY],
+                ("http.json", "target") => vec![URL_OK, URL_BAD],
+                ("dns.json", "target") => vec!["example.com", "missing.example.com"],
+                ("mtr.json", "target") => vec![DOWN_BOTH],
+                ("bgp.json", "target") => vec!["192.0.2.0/24", "192.0.2.128/25"],
+                _ => expect,
             };
             if !expect.is_empty() {
                 let mut e: Vec<String> = expect.iter().map(|s| s.to_string()).collect();
