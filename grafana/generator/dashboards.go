@@ -5,8 +5,6 @@ package main
 // DESIGN.md (measurement per probe type, tags probe_id/location/...).
 
 import (
-	"fmt"
-
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
@@ -139,7 +137,7 @@ func dashboards() []Dashboard {
 }
 
 func icmpDashboard() *dashboard.DashboardBuilder {
-	sel := append(agentFilters, byTarget)
+	sel := withAgent(byTarget)
 	keep := `keep(columns: ["_time", "_value", "_field", "probe_id", "location", "target"])`
 	return base("netprobe-icmp", "netprobe / ICMP", "Packet loss, round-trip times and jitter per agent and target (measurement icmp).", "icmp").
 		WithVariable(variable("target", "Target", tagValues("icmp", "target", byLocation, byProbeID))).
@@ -170,7 +168,7 @@ func icmpDashboard() *dashboard.DashboardBuilder {
 }
 
 func dnsDashboard() *dashboard.DashboardBuilder {
-	sel := append(agentFilters, byQuery)
+	sel := withAgent(byQuery)
 	return base("netprobe-dns", "netprobe / DNS", "Resolver latency, response codes and answer changes (measurement dns).", "dns").
 		WithVariable(variable("target", "Query name", tagValues("dns", "query_name", byLocation, byProbeID))).
 		WithPanel(ts("Latency per resolver", "ms",
@@ -206,7 +204,7 @@ func dnsDashboard() *dashboard.DashboardBuilder {
 }
 
 func httpDashboard() *dashboard.DashboardBuilder {
-	sel := append(agentFilters, byURL)
+	sel := withAgent(byURL)
 	phases := []string{"dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "total_ms"}
 	return base("netprobe-http", "netprobe / HTTP", "Request phases, status codes, success ratio and certificate expiry (measurement http).", "http").
 		WithVariable(variable("target", "URL", tagValues("http", "url", byLocation, byProbeID))).
@@ -249,7 +247,7 @@ func httpDashboard() *dashboard.DashboardBuilder {
 }
 
 func mtrDashboard() *dashboard.DashboardBuilder {
-	sel := append(agentFilters, byTarget)
+	sel := withAgent(byTarget)
 	hopKeep := `keep(columns: ["_time", "_value", "probe_id", "target", "ttl"])`
 	targetVar := variable("target", "Target", tagValues("mtr_path", "target", byLocation, byProbeID)).
 		Multi(false).IncludeAll(false).
@@ -296,7 +294,7 @@ func mtrDashboard() *dashboard.DashboardBuilder {
 }
 
 func bgpDashboard() *dashboard.DashboardBuilder {
-	sel := append(agentFilters, byPrefix)
+	sel := withAgent(byPrefix)
 	return base("netprobe-bgp", "netprobe / BGP", "BGP events for the watched prefixes by type, and the events that may be a hijack (measurement bgp).", "bgp").
 		WithVariable(variable("target", "Prefix", tagValues("bgp", "prefix", byLocation, byProbeID))).
 		WithPanel(stt("Hijack-type events", "short",
@@ -390,7 +388,7 @@ func healthDashboard() *dashboard.DashboardBuilder {
 }
 
 func overviewDashboard() *dashboard.DashboardBuilder {
-	sel := append(agentFilters, byTarget)
+	sel := withAgent(byTarget)
 	silent := pipe(heartbeatAge("7d", agentFilters...), `filter(fn: (r) => r._value > 120.0)`, "group()", `sort(columns: ["_value"], desc: true)`)
 	return base("netprobe-overview", "netprobe / Overview", "The fleet at a glance: worst ICMP loss per agent and target, and agents whose heartbeats stopped.", "icmp").
 		WithVariable(variable("target", "Target", tagValues("icmp", "target", byLocation, byProbeID))).
@@ -417,5 +415,3 @@ func overviewDashboard() *dashboard.DashboardBuilder {
 			silent).
 			OverrideByName("_value", props("displayName", "age", "unit", "s")))
 }
-
-var _ = fmt.Sprintf

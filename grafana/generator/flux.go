@@ -109,3 +109,8 @@ func heartbeatAge(lookback string, filters ...Filter) string {
 		`map(fn: (r) => ({probe_id: r.probe_id, location: r.location, _time: r._time, _value: float(v: uint(v: v.timeRangeStop) - uint(v: r._time)) / 1000000000.0}))`,
 	)
 }
+
+// withAgent is agentFilters followed by more filters, in a new slice.
+func withAgent(more ...Filter) []Filter {
+	return append(append([]Filter{}, agentFilters...), more...)
+}
