@@ -153,6 +153,23 @@ async fn create_bucket(name: &str) -> String {
     b["id"].as_str().expect("bucket id").to_owned()
 }
 
+/// Deletes the test's bucket when dropped, also when the test fails.
+struct BucketGuard(String);
+
+impl Drop for BucketGuard {
+    fn drop(&mut self) {
+        let id = self.0.clone();
+        // Its own runtime on its own thread: drop may run while unwinding
+        // inside the test's runtime. A failed delete only leaves the bucket.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(influx(reqwest::Method::DELETE, &format!("/api/v2/buckets/{id}"), None));
+            }
+        })
+        .join();
+    }
+}
+
 fn stack_topics(prefix: &str) {
     // The stack whose env we run with (its CA is <stack dir>/pki/ca.pem),
     // even when this checkout is another worktree.
@@ -236,7 +253,7 @@ async fn every_dashboard_and_alert_query_runs_on_pipeline_data() {
     let prefix = format!("{}.", unique("graf"));
     let bucket = unique("netprobe-grafana");
     stack_topics(&prefix);
-    let bucket_id = create_bucket(&bucket).await;
+    let _bucket_guard = BucketGuard(create_bucket(&bucket).await);
 
     let t0 = Timestamp::now().unix_nanos().expect("now") / NS * NS;
     let msgs = fixture(t0);
@@ -304,8 +321,6 @@ async fn every_dashboard_and_alert_query_runs_on_pipeline_data() {
     check_alert_rules(&bucket, t0, &mut checked).await;
     println!("grafana queries executed and checked: {} ({} rows)", checked.queries, checked.rows);
     assert!(checked.queries >= 60, "only {} queries", checked.queries);
-
-    influx(reqwest::Method::DELETE, &format!("/api/v2/buckets/{bucket_id}"), None).await;
 }
 
 /// Runs one query; panics with the query on failure.
