@@ -101,4 +101,9 @@ install_providers() {
         dlog "building terraform-provider-local $LOCAL_PROVIDER_VERSION from its Go module"
         go_build_module github.com/hashicorp/terraform-provider-local "v$LOCAL_PROVIDER_VERSION" . "$local_p"
     fi
+    # The same files under OpenTofu's registry host (it resolves
+    # hetznercloud/hcloud to registry.opentofu.org; mirrors are not read
+    # through symlinks).
+    rm -rf "$PROVIDER_MIRROR/registry.opentofu.org"
+    cp -al "$PROVIDER_MIRROR/registry.terraform.io" "$PROVIDER_MIRROR/registry.opentofu.org"
 }

@@ -1,7 +1,15 @@
 # The inventory the example writes, from the module's outputs, with mocked
 # providers: no API token, no servers, no file written.
 
-mock_provider "hcloud" {}
+mock_provider "hcloud" {
+  # hcloud IDs are numbers in string attributes (firewall_ids takes numbers).
+  mock_resource "hcloud_firewall" {
+    defaults = { id = "1001" }
+  }
+  mock_resource "hcloud_ssh_key" {
+    defaults = { id = "1002" }
+  }
+}
 mock_provider "local" {}
 
 variables {
