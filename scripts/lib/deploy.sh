@@ -51,6 +51,7 @@ install_ansible() {
     [ -x "$ANSIBLE_VENV/bin/ansible-lint" ] && [ -x "$ANSIBLE_VENV/bin/ansible-playbook" ] && return 0
     dlog "installing ansible-core $ANSIBLE_CORE_VERSION and ansible-lint $ANSIBLE_LINT_VERSION into $ANSIBLE_VENV"
     rm -rf "$ANSIBLE_VENV"
+    python3 -c 'import ensurepip' 2>/dev/null || ensure_apt python3-venv
     python3 -m venv "$ANSIBLE_VENV" || die "python3 -m venv failed (apt package python3-venv?)"
     "$ANSIBLE_VENV/bin/pip" install -q --disable-pip-version-check \
         "ansible-core==$ANSIBLE_CORE_VERSION" "ansible-lint==$ANSIBLE_LINT_VERSION" \
