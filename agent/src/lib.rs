@@ -3,6 +3,7 @@
 //! record and heartbeats.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod config;
 mod error;
 pub mod probe;

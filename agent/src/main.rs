@@ -5,27 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use netprobe_agent::{probe, scheduler, Config};
+use netprobe_agent::cli::Args;
+use netprobe_agent::{scheduler, Config};
 use netprobe_service::{notify, NotifyState};
 use netprobe_wire::ProbeType;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Probe agent: runs the configured probes and publishes each result to Kafka.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Agent config (TOML, see DESIGN.md "Configuration").
-    #[arg(long, value_name = "FILE", default_value = "/etc/netprobe/agent.toml")]
-    config: PathBuf,
-    /// Run every configured probe once, print the wire JSON (one object per
-    /// line), exit 1 if any failed. Needs no Kafka.
-    #[arg(long)]
-    health_check: bool,
-    /// Limit to these probe types (comma-separated: icmp,dns,http).
-    #[arg(long, value_delimiter = ',', value_name = "TYPES", value_parser = probe::parse_probe_type)]
-    only: Vec<ProbeType>,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

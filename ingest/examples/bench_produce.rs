@@ -157,6 +157,7 @@ async fn main() {
         brokers: vec![env("NETPROBE_KAFKA_BROKERS")],
         username: env("NETPROBE_KAFKA_AGENT_USER"),
         password_file: Some(env("NETPROBE_KAFKA_AGENT_PASSWORD_FILE").into()),
+        password_credential: None,
         ca_file: env("NETPROBE_KAFKA_CA").into(),
         topic_prefix: prefix.clone(),
     };

@@ -44,8 +44,13 @@ async fn main() {
     let bucket = args.next().expect(usage);
     let batch_lines: usize = args.next().and_then(|n| n.parse().ok()).expect(usage);
     let in_flight: usize = args.next().and_then(|n| n.parse().ok()).expect(usage);
-    let settings =
-        InfluxSettings { url: env("NETPROBE_INFLUX_URL"), org: env("NETPROBE_INFLUX_ORG"), bucket, token_file: None };
+    let settings = InfluxSettings {
+        url: env("NETPROBE_INFLUX_URL"),
+        org: env("NETPROBE_INFLUX_ORG"),
+        bucket,
+        token_file: None,
+        token_credential: None,
+    };
     let token = std::fs::read_to_string(env("NETPROBE_INFLUX_TOKEN_FILE")).expect("token");
     let sink = InfluxSink::new(&settings, token.trim(), Duration::from_secs(60)).expect("sink");
     let text = Arc::new(std::fs::read(&path).expect("lines file"));

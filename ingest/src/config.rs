@@ -78,9 +78,15 @@ pub struct InfluxSettings {
     /// Bucket name.
     pub bucket: String,
     /// File holding a token with write access to the bucket (not
-    /// world-readable). When absent, [`INFLUX_TOKEN_ENV`] is read.
+    /// world-readable). When neither this nor `token_credential` is set,
+    /// [`INFLUX_TOKEN_ENV`] is read.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Name of the systemd credential holding the token, read from
+    /// `$CREDENTIALS_DIRECTORY/NAME` (the unit has
+    /// `LoadCredentialEncrypted=NAME:PATH`). Exclusive with `token_file`.
+    #[serde(default)]
+    pub token_credential: Option<String>,
 }
 
 /// The `[ingest]` table. Every key is optional.
@@ -198,18 +204,33 @@ impl Config {
 }
 
 impl InfluxSettings {
-    /// The write token, from `token_file` or [`INFLUX_TOKEN_ENV`].
+    /// The write token, from `token_file`, the systemd credential
+    /// `token_credential` or [`INFLUX_TOKEN_ENV`].
     ///
     /// # Errors
     /// [`Error::Token`] when the file is missing, empty or world-readable,
-    /// or neither source is set.
+    /// both `token_file` and `token_credential` are set, or no source is set;
+    /// [`Error::Wire`] ([`netprobe_wire::Error::Credential`]) when the
+    /// credential cannot be located (`$CREDENTIALS_DIRECTORY` unset).
     pub fn token(&self) -> Result<String, Error> {
         use std::os::unix::fs::PermissionsExt;
-        let Some(path) = &self.token_file else {
-            return std::env::var(INFLUX_TOKEN_ENV)
-                .ok()
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| Error::Token { message: format!("set [influx] token_file or {INFLUX_TOKEN_ENV}") });
+        let credential_path;
+        let path = match (&self.token_file, &self.token_credential) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Token {
+                    message: "set either [influx] token_file or token_credential, not both".into(),
+                })
+            }
+            (Some(path), None) => path,
+            (None, Some(name)) => {
+                credential_path = netprobe_wire::credential_path("token_credential", name)?;
+                &credential_path
+            }
+            (None, None) => {
+                return std::env::var(INFLUX_TOKEN_ENV).ok().filter(|t| !t.is_empty()).ok_or_else(|| Error::Token {
+                    message: format!("set [influx] token_file or token_credential, or {INFLUX_TOKEN_ENV}"),
+                })
+            }
         };
         let fail = |message: String| Error::Token { message: format!("{}: {message}", path.display()) };
         let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod dlq;

@@ -1,20 +1,11 @@
 //! netprobe-ingest binary: command line, config, logging, signals, systemd
 //! notification and the metrics listener around [`netprobe_ingest::run`].
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use netprobe_ingest::cli::Args;
 use tokio_util::sync::CancellationToken;
-
-/// Ingest service: Kafka probe topics -> InfluxDB v2, without loss.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Ingest config (TOML with [kafka], [influx] and optional [ingest] tables).
-    #[arg(long, value_name = "FILE", default_value = "/etc/netprobe/ingest.toml")]
-    config: PathBuf,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -66,11 +66,24 @@ pub enum Error {
         /// Its permission bits.
         mode: u32,
     },
-    /// Neither `password_file` nor the password environment variable is set.
-    #[error("no Kafka password: set `password_file` in [kafka] or the {env} environment variable")]
+    /// Neither `password_file`, `password_credential` nor the password
+    /// environment variable is set.
+    #[error(
+        "no Kafka password: set `password_file` or `password_credential` in [kafka], or the {env} environment variable"
+    )]
     PasswordMissing {
         /// Name of the environment variable that was checked.
         env: &'static str,
+    },
+    /// A systemd credential named in the config cannot be located.
+    #[error("config key `{key}` names systemd credential {name:?}: {message}")]
+    Credential {
+        /// The config key that names it, e.g. `password_credential`.
+        key: &'static str,
+        /// The credential name.
+        name: String,
+        /// What is wrong.
+        message: String,
     },
     /// A variable of `scripts/stack env` is not set.
     #[error("{name} is not set: run `scripts/stack up && eval \"$(scripts/stack env)\"` (scripts/test does it)")]
@@ -111,6 +124,7 @@ impl Error {
             Error::PasswordFile { .. }
             | Error::PasswordFileWorldReadable { .. }
             | Error::PasswordMissing { .. }
+            | Error::Credential { .. }
             | Error::MissingEnv { .. }
             | Error::KafkaSetting { .. } => "config",
         }

@@ -2,16 +2,20 @@
 //! the SASL_SSL (SCRAM-SHA-512) librdkafka configuration built from it.
 //!
 //! The password is read from `password_file` (which must not be
-//! world-readable) or [`PASSWORD_ENV`]; it is never printed: [`KafkaSettings`]
+//! world-readable), from the systemd credential named by `password_credential`
+//! (`$CREDENTIALS_DIRECTORY/NAME`, see [`crate::credential_path`]) or from
+//! [`PASSWORD_ENV`]; it is never printed: [`KafkaSettings`]
 //! holds only the path, and rdkafka's `ClientConfig` leaves sensitive keys
 //! out of its `Debug` output (a test here holds it to that).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use rdkafka::config::ClientConfig;
 use serde::Deserialize;
 
-use crate::Error;
+use crate::credential::credential_path_in;
+use crate::{Error, CREDENTIALS_DIRECTORY_ENV};
 
 /// The environment variable read when `password_file` is not set.
 pub const PASSWORD_ENV: &str = "NETPROBE_KAFKA_PASSWORD";
@@ -23,6 +27,7 @@ pub const PASSWORD_ENV: &str = "NETPROBE_KAFKA_PASSWORD";
 /// brokers = ["127.0.0.1:9093"]
 /// username = "agent"
 /// password_file = "/etc/netprobe/kafka.password"   # or env NETPROBE_KAFKA_PASSWORD
+/// # password_credential = "kafka.password"         # under systemd: LoadCredentialEncrypted=kafka.password:...
 /// ca_file = "/etc/netprobe/ca.pem"
 /// topic_prefix = ""
 /// ```
@@ -34,9 +39,16 @@ pub struct KafkaSettings {
     /// SCRAM-SHA-512 user name (the principal: `agent`, `ingest`, `replay`).
     pub username: String,
     /// File holding the password (trailing newline ignored); must not be
-    /// readable by others. When absent, [`PASSWORD_ENV`] is read.
+    /// readable by others. When neither this nor `password_credential` is
+    /// set, [`PASSWORD_ENV`] is read.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Name of the systemd credential holding the password, read from
+    /// `$CREDENTIALS_DIRECTORY/NAME` (the unit has
+    /// `LoadCredentialEncrypted=NAME:PATH` or `LoadCredential=NAME:PATH`).
+    /// Exclusive with `password_file`. Default: none.
+    #[serde(default)]
+    pub password_credential: Option<String>,
     /// PEM file of the CA that signed the brokers' certificates.
     pub ca_file: PathBuf,
     /// Prepended to every topic name (default empty).
@@ -60,6 +72,7 @@ impl KafkaSettings {
             brokers: var("NETPROBE_KAFKA_BROKERS".into())?.split(',').map(str::to_owned).collect(),
             username: var(format!("NETPROBE_KAFKA_{principal}_USER"))?,
             password_file: Some(var(format!("NETPROBE_KAFKA_{principal}_PASSWORD_FILE"))?.into()),
+            password_credential: None,
             ca_file: var("NETPROBE_KAFKA_CA".into())?.into(),
             topic_prefix: std::env::var("NETPROBE_KAFKA_TOPIC_PREFIX").unwrap_or_default(),
         })
@@ -72,19 +85,34 @@ impl KafkaSettings {
     ///
     /// # Errors
     /// [`Error::KafkaSetting`] for an empty broker list or user name;
-    /// [`Error::PasswordFile`], [`Error::PasswordFileWorldReadable`] or
-    /// [`Error::PasswordMissing`] when the password cannot be had.
+    /// [`Error::PasswordFile`], [`Error::PasswordFileWorldReadable`],
+    /// [`Error::Credential`] or [`Error::PasswordMissing`] when the password
+    /// cannot be had.
     pub fn client_config(&self) -> Result<ClientConfig, Error> {
+        self.client_config_with(&|name| std::env::var_os(name))
+    }
+
+    /// [`KafkaSettings::client_config`] with the environment read through `env`.
+    fn client_config_with(&self, env: &dyn Fn(&str) -> Option<OsString>) -> Result<ClientConfig, Error> {
         if self.brokers.is_empty() {
             return Err(Error::KafkaSetting { key: "brokers", message: "needs at least one host:port".into() });
         }
         if self.username.is_empty() {
             return Err(Error::KafkaSetting { key: "username", message: "must not be empty".into() });
         }
-        let password = match &self.password_file {
-            Some(path) => read_password_file(path)?,
-            None => std::env::var(PASSWORD_ENV)
-                .ok()
+        let password = match (&self.password_file, &self.password_credential) {
+            (Some(_), Some(_)) => {
+                return Err(Error::KafkaSetting {
+                    key: "password_credential",
+                    message: "set either password_file or password_credential, not both".into(),
+                })
+            }
+            (Some(path), None) => read_password_file(path)?,
+            (None, Some(name)) => {
+                read_password_file(&credential_path_in("password_credential", name, env(CREDENTIALS_DIRECTORY_ENV))?)?
+            }
+            (None, None) => env(PASSWORD_ENV)
+                .and_then(|p| p.into_string().ok())
                 .filter(|p| !p.is_empty())
                 .ok_or(Error::PasswordMissing { env: PASSWORD_ENV })?,
         };
@@ -131,6 +159,7 @@ mod tests {
             brokers: vec!["127.0.0.1:9093".into()],
             username: "agent".into(),
             password_file,
+            password_credential: None,
             ca_file: "/etc/netprobe/ca.pem".into(),
             topic_prefix: String::new(),
         }
@@ -190,6 +219,57 @@ mod tests {
         s.brokers.clear();
         let err = s.client_config().expect_err("must fail");
         assert!(matches!(err, Error::KafkaSetting { key: "brokers", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn password_comes_from_the_named_systemd_credential() {
+        let (dir, _path) = password_file(0o400, "cred-pw\n");
+        let mut s = settings(None);
+        s.password_credential = Some("kafka.password".into());
+        let creds = dir.path().as_os_str().to_owned();
+        let env = move |name: &str| (name == "CREDENTIALS_DIRECTORY").then(|| creds.clone());
+        let config = s.client_config_with(&env).expect("config");
+        assert_eq!(config.get("sasl.password"), Some("cred-pw"));
+    }
+
+    #[test]
+    fn credential_without_credentials_directory_names_key_and_credential() {
+        let mut s = settings(None);
+        s.password_credential = Some("kafka.password".into());
+        let env = |name: &str| (name == "NETPROBE_KAFKA_PASSWORD").then(|| OsString::from("from-env"));
+        let err = s.client_config_with(&env).expect_err("no directory");
+        let text = err.to_string();
+        assert!(matches!(err, Error::Credential { key: "password_credential", .. }), "{err:?}");
+        assert!(text.contains("kafka.password") && text.contains("$CREDENTIALS_DIRECTORY is not set"), "{text}");
+    }
+
+    #[test]
+    fn missing_credential_file_names_its_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = settings(None);
+        s.password_credential = Some("kafka.password".into());
+        let creds = dir.path().as_os_str().to_owned();
+        let err = s.client_config_with(&move |_| Some(creds.clone())).expect_err("no file");
+        let expected = dir.path().join("kafka.password");
+        assert!(err.to_string().contains(&expected.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn password_file_and_credential_together_are_refused() {
+        let (_dir, path) = password_file(0o600, "pw");
+        let mut s = settings(Some(path));
+        s.password_credential = Some("kafka.password".into());
+        let err = s.client_config_with(&|_| None).expect_err("both");
+        assert!(matches!(err, Error::KafkaSetting { key: "password_credential", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn password_env_is_the_last_resort() {
+        let env = |name: &str| (name == "NETPROBE_KAFKA_PASSWORD").then(|| OsString::from("env-pw"));
+        let config = settings(None).client_config_with(&env).expect("config");
+        assert_eq!(config.get("sasl.password"), Some("env-pw"));
+        let err = settings(None).client_config_with(&|_| None).expect_err("nothing set");
+        assert!(err.to_string().contains("password_credential"), "{err}");
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! - [`KafkaSettings`]: the `[kafka]` TOML table of every netprobe config,
 //!   turned into a SASL_SSL (SCRAM-SHA-512) client configuration.
 //!
-//! Apart from reading the Kafka password file in [`KafkaSettings::client_config`],
+//! - [`credential_path`]: where a systemd credential named in a config is.
+//!
+//! Apart from reading the Kafka password in [`KafkaSettings::client_config`],
 //! this crate does no I/O.
 #![deny(missing_docs)]
 
+mod credential;
 mod error;
 mod kafka;
 pub mod msg;
@@ -19,6 +22,7 @@ mod time;
 mod topic;
 mod types;
 
+pub use credential::{credential_path, CREDENTIALS_DIRECTORY_ENV};
 pub use error::Error;
 pub use kafka::{KafkaSettings, PASSWORD_ENV};
 pub use msg::{decode, Body, Message, ProbeType, SCHEMA_VERSION};

@@ -50,6 +50,7 @@ pub fn ingest_config(group_id: String) -> Config {
             org: env("NETPROBE_INFLUX_ORG"),
             bucket: env("NETPROBE_INFLUX_BUCKET"),
             token_file: Some(PathBuf::from(env("NETPROBE_INFLUX_WRITE_TOKEN_FILE"))),
+            token_credential: None,
         },
         ingest: IngestSettings {
             group_id,
