@@ -61,8 +61,13 @@ async fn write_against(body: Body) -> (netprobe_ingest::sink::Outcome, Duration,
     let addr = listener.local_addr().expect("addr");
     let written = Arc::new(AtomicU64::new(0));
     let server = tokio::spawn(serve_endless_error(listener, body, written.clone()));
-    let settings =
-        InfluxSettings { url: format!("http://{addr}"), org: "o".into(), bucket: "b".into(), token_file: None };
+    let settings = InfluxSettings {
+        url: format!("http://{addr}"),
+        org: "o".into(),
+        bucket: "b".into(),
+        token_file: None,
+        token_credential: None,
+    };
     // The request timeout is long: the bound must come from the body read.
     let sink = InfluxSink::new(&settings, "token", Duration::from_secs(120)).expect("sink");
     let start = Instant::now();
