@@ -212,7 +212,8 @@ pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
     let mut waiting = std::collections::VecDeque::new();
     for i in 0..target.count {
         let send_at = start + target.packet_interval * i;
-        replies.settle(&mut waiting, target.timeout, send_at).await;
+        // Also what timed out already, should the runtime be running late.
+        replies.settle(&mut waiting, target.timeout, send_at.max(tokio::time::Instant::now())).await;
         tokio::time::sleep_until(send_at).await;
         match socket.send(ip) {
             Ok(w) => waiting.push_back(w),
