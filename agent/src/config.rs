@@ -60,6 +60,7 @@ probe_types! {
     icmp => probe::icmp::Target,
     dns => probe::dns::Target,
     http => probe::http::Target,
+    mtr => probe::mtr::Target,
 }
 
 /// Reads one probe type's tables: a list of its config structs (each
@@ -101,6 +102,10 @@ pub struct AgentSettings {
     /// How often the registry record is re-published. Default 10 min.
     #[serde(default = "default_registry", with = "humantime_serde")]
     pub registry_interval: Duration,
+    /// Prefix -> origin ASN table for MTR hops (CAIDA routeviews prefix2as
+    /// text, see [`probe::mtr::AsnTable`]); read at load and on SIGHUP.
+    #[serde(default)]
+    pub asn_table: Option<PathBuf>,
 }
 
 fn default_spool_max_bytes() -> u64 {
@@ -124,7 +129,15 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, Error> {
         let fail = |message: String| Error::Config { path: path.to_owned(), message };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let config: Config = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        if let Some(table) = &config.agent.asn_table {
+            let table = std::sync::Arc::new(
+                probe::mtr::AsnTable::load(table).map_err(|e| fail(format!("[agent] asn_table: {e}")))?,
+            );
+            for target in &mut config.mtr {
+                target.asn_table = Some(std::sync::Arc::clone(&table));
+            }
+        }
         let a = &config.agent;
         if a.heartbeat_interval.is_zero() || a.registry_interval.is_zero() {
             return Err(fail("[agent] heartbeat_interval and registry_interval must be > 0".into()));
