@@ -556,6 +556,8 @@ mod tests {
         // (reference values from the FNV spec's test vectors).
         assert_eq!(path_hash(&[]), "cbf29ce484222325");
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        // Computed independently (Python, FNV-1a 64 of "10.0.0.1,*").
+        assert_eq!(path_hash(&[Some(a), None]), "023ea0ec29c4ac5b");
         assert_ne!(path_hash(&[Some(a), None]), path_hash(&[None, Some(a)]));
     }
 
