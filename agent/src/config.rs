@@ -201,9 +201,38 @@ mod tests {
         assert_eq!(config.agent.probe_id, "pop-fra-01");
         assert_eq!(config.agent.heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL);
         assert_eq!(config.agent.registry_interval, DEFAULT_REGISTRY_INTERVAL);
-        assert_eq!(config.targets(&[]).len(), 3);
+        assert_eq!(config.targets(&[]).len(), 4);
         assert_eq!(config.targets(&[netprobe_wire::ProbeType::Dns]).len(), 1);
         assert_eq!(config.icmp[0].count, 5);
+        let mtr = &config.mtr[0];
+        assert_eq!(
+            (mtr.interval, mtr.count, mtr.first_ttl, mtr.max_ttl, mtr.protocol, mtr.port),
+            (Duration::from_secs(300), 10, 1, 30, probe::mtr::Protocol::Icmp, None)
+        );
+        assert_eq!((mtr.round_interval, mtr.timeout), (Duration::from_secs(1), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn mtr_tables_expand_targets_and_reject_bad_keys() {
+        const HEAD: &str = "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"b:1\"]\n\
+                            username = \"agent\"\nca_file = \"/ca\"\n";
+        let config =
+            load(&format!("{HEAD}[[mtr]]\ntargets = [\"192.0.2.1\", \"192.0.2.2\"]\nprotocol = \"udp\"\nport = 53\n"))
+                .expect("parses");
+        let got: Vec<_> = config.mtr.iter().map(|t| (t.target.as_str(), t.protocol, t.port)).collect();
+        assert_eq!(
+            got,
+            [("192.0.2.1", probe::mtr::Protocol::Udp, Some(53)), ("192.0.2.2", probe::mtr::Protocol::Udp, Some(53))]
+        );
+        for (bad, key) in [
+            ("[[mtr]]\ntarget = \"x\"\nport = 80\n", "port"),
+            ("[[mtr]]\ntarget = \"x\"\nmax_ttl = 0\n", "max_ttl"),
+            ("[[mtr]]\ntarget = \"x\"\ncount = 400\ninterval = \"1m\"\n", "interval"),
+            ("[[mtr]]\ntarget = \"x\"\nprotocol = \"sctp\"\n", "sctp"),
+        ] {
+            let err = load(&format!("{HEAD}{bad}")).expect_err(bad).to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]
