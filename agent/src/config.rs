@@ -213,6 +213,26 @@ mod tests {
     }
 
     #[test]
+    fn asn_table_is_attached_to_mtr_targets_and_a_bad_one_names_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = dir.path().join("prefix2as.txt");
+        std::fs::write(&table, "192.0.2.0\t24\t64496\n").expect("write");
+        let text = |path: &Path| {
+            format!(
+                "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\nasn_table = {path:?}\n[kafka]\nbrokers = [\"b:1\"]\n\
+                 username = \"agent\"\nca_file = \"/ca\"\n[[mtr]]\ntarget = \"192.0.2.1\"\n"
+            )
+        };
+        let config = load(&text(&table)).expect("parses");
+        let attached = config.mtr[0].asn_table.as_ref().expect("table attached");
+        assert_eq!(attached.lookup("192.0.2.77".parse().expect("ip")), Some(64496));
+
+        std::fs::write(&table, "192.0.2.0\t24\t64496\n192.0.2.0\tx\t1\n").expect("write");
+        let err = load(&text(&table)).expect_err("bad line").to_string();
+        assert!(err.contains("asn_table") && err.contains("prefix2as.txt:2"), "{err}");
+    }
+
+    #[test]
     fn mtr_tables_expand_targets_and_reject_bad_keys() {
         const HEAD: &str = "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"b:1\"]\n\
                             username = \"agent\"\nca_file = \"/ca\"\n";

@@ -30,21 +30,25 @@ mb_teardown() {
     for pid in "${mb_pids[@]}"; do
         if kill "$pid" 2>/dev/null; then wait "$pid" 2>/dev/null || true; fi
     done
+    mb_net_down
+    [ -z "$mb_tmp" ] || rm -rf "$mb_tmp"
+}
+
+mb_net_down() {
     ip route del "$MB_PREFIX" 2>/dev/null || true
     ip link del npmtrb-h 2>/dev/null || true
     ip netns del "$MB_R1" 2>/dev/null || true
     ip netns del "$MB_R2" 2>/dev/null || true
-    [ -z "$mb_tmp" ] || rm -rf "$mb_tmp"
 }
 
 mb_net_up() {
-    mb_teardown
+    mb_net_down  # leftovers of a killed run
     ip netns add "$MB_R1"
     ip netns add "$MB_R2"
-    ip link add npmtrb-h type veth peer name h netns "$MB_R1"
+    ip link add npmtrb-h type veth peer name up0 netns "$MB_R1"
     ip addr add 10.220.0.1/30 dev npmtrb-h
     ip link set npmtrb-h up
-    ip -n "$MB_R1" addr add 10.220.0.2/30 dev h
+    ip -n "$MB_R1" addr add 10.220.0.2/30 dev up0
     ip -n "$MB_R1" link add r2 type veth peer name r1 netns "$MB_R2"
     ip -n "$MB_R1" addr add 10.220.1.1/30 dev r2
     ip -n "$MB_R2" addr add 10.220.1.2/30 dev r1
@@ -53,12 +57,12 @@ mb_net_up() {
         ip -n "$ns" link set lo up
         ip netns exec "$ns" sysctl -q -w net.ipv4.icmp_ratelimit=0
     done
-    ip -n "$MB_R1" link set h up
+    ip -n "$MB_R1" link set up0 up
     ip -n "$MB_R1" link set r2 up
     ip -n "$MB_R2" link set r1 up
     ip netns exec "$MB_R1" sysctl -q -w net.ipv4.ip_forward=1
     ip -n "$MB_R1" route add "$MB_PREFIX" via 10.220.1.2
-    ip -n "$MB_R1" route add 10.220.0.0/30 dev h 2>/dev/null || true
+    ip -n "$MB_R1" route add 10.220.0.0/30 dev up0 2>/dev/null || true
     ip -n "$MB_R2" route add default via 10.220.1.1
     ip -n "$MB_R2" route add local "$MB_PREFIX" dev lo table local
     ip route add "$MB_PREFIX" via 10.220.0.2 dev npmtrb-h
