@@ -60,6 +60,7 @@ probe_types! {
     icmp => probe::icmp::Target,
     dns => probe::dns::Target,
     http => probe::http::Target,
+    mtr => probe::mtr::Target,
 }
 
 /// Reads one probe type's tables: a list of its config structs (each
@@ -101,6 +102,10 @@ pub struct AgentSettings {
     /// How often the registry record is re-published. Default 10 min.
     #[serde(default = "default_registry", with = "humantime_serde")]
     pub registry_interval: Duration,
+    /// Prefix -> origin ASN table for MTR hops (CAIDA routeviews prefix2as
+    /// text, see [`probe::mtr::AsnTable`]); read at load and on SIGHUP.
+    #[serde(default)]
+    pub asn_table: Option<PathBuf>,
 }
 
 fn default_spool_max_bytes() -> u64 {
@@ -124,7 +129,15 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, Error> {
         let fail = |message: String| Error::Config { path: path.to_owned(), message };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let config: Config = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        if let Some(table) = &config.agent.asn_table {
+            let table = std::sync::Arc::new(
+                probe::mtr::AsnTable::load(table).map_err(|e| fail(format!("[agent] asn_table: {e}")))?,
+            );
+            for target in &mut config.mtr {
+                target.asn_table = Some(std::sync::Arc::clone(&table));
+            }
+        }
         let a = &config.agent;
         if a.heartbeat_interval.is_zero() || a.registry_interval.is_zero() {
             return Err(fail("[agent] heartbeat_interval and registry_interval must be > 0".into()));
@@ -188,9 +201,58 @@ mod tests {
         assert_eq!(config.agent.probe_id, "pop-fra-01");
         assert_eq!(config.agent.heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL);
         assert_eq!(config.agent.registry_interval, DEFAULT_REGISTRY_INTERVAL);
-        assert_eq!(config.targets(&[]).len(), 3);
+        assert_eq!(config.targets(&[]).len(), 4);
         assert_eq!(config.targets(&[netprobe_wire::ProbeType::Dns]).len(), 1);
         assert_eq!(config.icmp[0].count, 5);
+        let mtr = &config.mtr[0];
+        assert_eq!(
+            (mtr.interval, mtr.count, mtr.first_ttl, mtr.max_ttl, mtr.protocol, mtr.port),
+            (Duration::from_secs(300), 10, 1, 30, probe::mtr::Protocol::Icmp, None)
+        );
+        assert_eq!((mtr.round_interval, mtr.timeout), (Duration::from_secs(1), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn asn_table_is_attached_to_mtr_targets_and_a_bad_one_names_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = dir.path().join("prefix2as.txt");
+        std::fs::write(&table, "192.0.2.0\t24\t64496\n").expect("write");
+        let text = |path: &Path| {
+            format!(
+                "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\nasn_table = {path:?}\n[kafka]\nbrokers = [\"b:1\"]\n\
+                 username = \"agent\"\nca_file = \"/ca\"\n[[mtr]]\ntarget = \"192.0.2.1\"\n"
+            )
+        };
+        let config = load(&text(&table)).expect("parses");
+        let attached = config.mtr[0].asn_table.as_ref().expect("table attached");
+        assert_eq!(attached.lookup("192.0.2.77".parse().expect("ip")), Some(64496));
+
+        std::fs::write(&table, "192.0.2.0\t24\t64496\n192.0.2.0\tx\t1\n").expect("write");
+        let err = load(&text(&table)).expect_err("bad line").to_string();
+        assert!(err.contains("asn_table") && err.contains("prefix2as.txt:2"), "{err}");
+    }
+
+    #[test]
+    fn mtr_tables_expand_targets_and_reject_bad_keys() {
+        const HEAD: &str = "[agent]\nprobe_id = \"p\"\nlocation = \"l\"\n[kafka]\nbrokers = [\"b:1\"]\n\
+                            username = \"agent\"\nca_file = \"/ca\"\n";
+        let config =
+            load(&format!("{HEAD}[[mtr]]\ntargets = [\"192.0.2.1\", \"192.0.2.2\"]\nprotocol = \"udp\"\nport = 53\n"))
+                .expect("parses");
+        let got: Vec<_> = config.mtr.iter().map(|t| (t.target.as_str(), t.protocol, t.port)).collect();
+        assert_eq!(
+            got,
+            [("192.0.2.1", probe::mtr::Protocol::Udp, Some(53)), ("192.0.2.2", probe::mtr::Protocol::Udp, Some(53))]
+        );
+        for (bad, key) in [
+            ("[[mtr]]\ntarget = \"x\"\nport = 80\n", "port"),
+            ("[[mtr]]\ntarget = \"x\"\nmax_ttl = 0\n", "max_ttl"),
+            ("[[mtr]]\ntarget = \"x\"\ncount = 400\ninterval = \"1m\"\n", "interval"),
+            ("[[mtr]]\ntarget = \"x\"\nprotocol = \"sctp\"\n", "sctp"),
+        ] {
+            let err = load(&format!("{HEAD}{bad}")).expect_err(bad).to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -324,7 +324,7 @@ fn fill_stats(out: &mut Icmp, rtts_ms: &[f64]) {
 }
 
 /// An IP literal as is; a name through the system resolver, first address.
-async fn resolve(target: &str, timeout: Duration) -> Result<IpAddr, String> {
+pub(crate) async fn resolve(target: &str, timeout: Duration) -> Result<IpAddr, String> {
     if let Ok(ip) = target.parse::<IpAddr>() {
         return Ok(ip);
     }

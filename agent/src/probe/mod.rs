@@ -11,6 +11,7 @@
 pub mod dns;
 pub mod http;
 pub mod icmp;
+pub mod mtr;
 
 use std::any::Any;
 use std::fmt;

@@ -36,6 +36,7 @@ pub fn agent_settings(probe_id: &str, spool: &Path, heartbeat: Duration) -> Agen
         metrics_listen: None,
         heartbeat_interval: heartbeat,
         registry_interval: Duration::from_secs(600),
+        asn_table: None,
     }
 }
 
