@@ -183,6 +183,26 @@ pub fn tag_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(value)
 }
 
+/// [`tag_value`] for an optional key.
+///
+/// # Errors
+/// The rule the value breaks.
+pub fn some_tag_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    tag_value(d).map(Some)
+}
+
+/// [`tag_value`] for every string of a list (`targets = [...]`).
+///
+/// # Errors
+/// The first value that breaks a rule, quoted.
+pub fn tag_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let values = Vec::<String>::deserialize(d)?;
+    for v in &values {
+        check_tag_value(v).map_err(|e| serde::de::Error::custom(format!("targets: {v:?} {e}")))?;
+    }
+    Ok(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

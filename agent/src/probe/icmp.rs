@@ -70,9 +70,9 @@ fn default_timeout() -> Duration {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Table {
-    #[serde(default, deserialize_with = "some_tag_value")]
+    #[serde(default, deserialize_with = "crate::config::some_tag_value")]
     target: Option<String>,
-    #[serde(default, deserialize_with = "tag_values")]
+    #[serde(default, deserialize_with = "crate::config::tag_values")]
     targets: Vec<String>,
     #[serde(with = "humantime_serde")]
     interval: Duration,
@@ -82,18 +82,6 @@ struct Table {
     packet_interval: Duration,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     timeout: Duration,
-}
-
-fn some_tag_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    crate::config::tag_value(d).map(Some)
-}
-
-fn tag_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let values = Vec::<String>::deserialize(d)?;
-    for v in &values {
-        crate::config::check_tag_value(v).map_err(|e| serde::de::Error::custom(format!("targets: {v:?} {e}")))?;
-    }
-    Ok(values)
 }
 
 /// Reads the `[[icmp]]` tables into one [`Target`] per address.

@@ -95,9 +95,9 @@ fn default_second() -> Duration {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Table {
-    #[serde(default, deserialize_with = "some_tag_value")]
+    #[serde(default, deserialize_with = "crate::config::some_tag_value")]
     target: Option<String>,
-    #[serde(default, deserialize_with = "tag_values")]
+    #[serde(default, deserialize_with = "crate::config::tag_values")]
     targets: Vec<String>,
     #[serde(default = "default_interval", with = "humantime_serde")]
     interval: Duration,
@@ -115,18 +115,6 @@ struct Table {
     round_interval: Duration,
     #[serde(default = "default_second", with = "humantime_serde")]
     timeout: Duration,
-}
-
-fn some_tag_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    crate::config::tag_value(d).map(Some)
-}
-
-fn tag_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let values = Vec::<String>::deserialize(d)?;
-    for v in &values {
-        crate::config::check_tag_value(v).map_err(|e| serde::de::Error::custom(format!("targets: {v:?} {e}")))?;
-    }
-    Ok(values)
 }
 
 /// One `[[mtr]]` table with a single `target` (the `targets` form goes
