@@ -249,6 +249,14 @@ async fn poison_goes_to_the_dlq_and_every_good_message_lands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_joining_mid_stream_loses_nothing() {
+    // Bounded as a whole: one run of this test hung (produce or stop during
+    // the rebalance, not diagnosed yet); it must fail, never stall the suite.
+    tokio::time::timeout(Duration::from_secs(300), joining_mid_stream())
+        .await
+        .expect("joining mid-stream finished within 300 s (a hang, see the session note)");
+}
+
+async fn joining_mid_stream() {
     let probe_id = unique("e2e-join");
     let group = fresh_group("join");
     let first = start_ingest(&group);
