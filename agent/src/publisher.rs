@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netprobe_wire::{KafkaSettings, Message, Topic};
+use netprobe_wire::{KafkaSettings, Message, ProbeType, Topic};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
@@ -60,6 +60,8 @@ const DRAIN_BATCH: usize = 1000;
 pub struct Publisher {
     producer: ThreadedProducer<Delivery>,
     prefix: String,
+    /// Full topic name per probe type (built once, not per message).
+    topics: [(ProbeType, String); ProbeType::ALL.len()],
     shared: Arc<Shared>,
 }
 
@@ -173,14 +175,17 @@ enum Opaque {
 }
 
 /// librdkafka callbacks: delivery reports and client errors.
-#[derive(Debug)]
-struct Delivery(Arc<Shared>);
+struct Delivery {
+    shared: Arc<Shared>,
+    /// `netprobe_agent_delivery_seconds`, looked up once, not per message.
+    delivery_s: metrics::Histogram,
+}
 
 impl ClientContext for Delivery {
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             // librdkafka repeats this while the brokers stay down: log the change only.
-            if self.0.connected.swap(false, Ordering::Relaxed) {
+            if self.shared.connected.swap(false, Ordering::Relaxed) {
                 tracing::warn!(reason, "all Kafka brokers are down; spooling measurements");
             }
             return;
@@ -196,15 +201,13 @@ impl ProducerContext for Delivery {
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<Opaque>) {
         let ok = result.is_ok();
         if ok {
-            self.0.connected.store(true, Ordering::Relaxed);
+            self.shared.connected.store(true, Ordering::Relaxed);
         }
         match (*opaque, result) {
-            (Opaque::Live(at), Ok(_)) => {
-                metrics::histogram!("netprobe_agent_delivery_seconds").record(at.elapsed().as_secs_f64());
-            }
+            (Opaque::Live(at), Ok(_)) => self.delivery_s.record(at.elapsed().as_secs_f64()),
             (Opaque::Live(_), Err((e, m))) => {
-                self.0.connected.store(false, Ordering::Relaxed);
-                self.0.keep(m.topic(), m.key().unwrap_or_default(), m.payload().unwrap_or_default(), e);
+                self.shared.connected.store(false, Ordering::Relaxed);
+                self.shared.keep(m.topic(), m.key().unwrap_or_default(), m.payload().unwrap_or_default(), e);
             }
             (Opaque::Resend(done), _) => {
                 let _ = done.send(ok);
@@ -251,15 +254,20 @@ impl Publisher {
             .set("compression.type", "lz4")
             .set("linger.ms", LINGER.as_millis().to_string())
             .set("message.timeout.ms", MESSAGE_TIMEOUT.as_millis().to_string())
-            .create_with_context(Delivery(Arc::clone(&shared)))?;
-        Ok(Publisher { producer, prefix: settings.topic_prefix.clone(), shared })
+            .create_with_context(Delivery {
+                shared: Arc::clone(&shared),
+                delivery_s: metrics::histogram!("netprobe_agent_delivery_seconds"),
+            })?;
+        let topics = ProbeType::ALL.map(|t| (t, Topic::for_probe_type(t).name(&settings.topic_prefix)));
+        Ok(Publisher { producer, prefix: settings.topic_prefix.clone(), topics, shared })
     }
 
     /// Queues one message for Kafka, or spools it while the broker is
     /// down. Never blocks on the network; the outcome arrives through the
     /// delivery callback.
     pub fn publish(&self, msg: &Message) {
-        let topic = Topic::for_probe_type(msg.probe_type()).name(&self.prefix);
+        let probe_type = msg.probe_type();
+        let Some((_, topic)) = self.topics.iter().find(|(t, _)| *t == probe_type) else { return };
         let key = msg.key();
         let payload = match msg.encode() {
             Ok(p) => p,
@@ -271,13 +279,13 @@ impl Publisher {
             }
         };
         if !self.kafka_connected() && self.shared.spool.is_some() {
-            self.shared.keep(&topic, key.as_bytes(), &payload, &"broker down");
+            self.shared.keep(topic, key.as_bytes(), &payload, &"broker down");
             return;
         }
         let record =
-            BaseRecord::with_opaque_to(&topic, Box::new(Opaque::Live(Instant::now()))).key(&key).payload(&payload);
+            BaseRecord::with_opaque_to(topic, Box::new(Opaque::Live(Instant::now()))).key(&key).payload(&payload);
         if let Err((e, record)) = self.producer.send(record) {
-            self.shared.keep(&topic, key.as_bytes(), record.payload.map_or(&[][..], Vec::as_slice), &e);
+            self.shared.keep(topic, key.as_bytes(), record.payload.map_or(&[][..], Vec::as_slice), &e);
         }
     }
 

@@ -99,7 +99,8 @@ def main():
         "fping": fping,
         "cpu_per_probe_ratio_agent_over_fping": round(cpu_ratio, 2) if cpu_ratio else None,
         "peak_rss_ratio_agent_over_fping": round(rss_ratio, 2) if rss_ratio else None,
-        "goal_cpu_per_probe_not_worse_than_fping": cpu_ratio is not None and cpu_ratio <= 1.0,
+        # Issue #15: the agent also encodes and publishes every result over SASL_SSL.
+        "goal_cpu_per_probe_within_1_25x_fping": cpu_ratio is not None and cpu_ratio <= 1.25,
         "goal_peak_rss_under_32_mb": agent["peak_rss_mb"] < 32,
     }
     with open(out_json, "w") as f:
@@ -125,7 +126,7 @@ def main():
     print(f"wire loss (veth counters): agent {agent['wire_loss_pct']} %, fping {fping['wire_loss_pct']} %")
     print(f"ratios agent/fping: CPU per probe {result['cpu_per_probe_ratio_agent_over_fping']}, "
           f"peak RSS {result['peak_rss_ratio_agent_over_fping']}")
-    print(f"goals: CPU per probe <= fping: {'met' if result['goal_cpu_per_probe_not_worse_than_fping'] else 'NOT met'}; "
+    print(f"goals: CPU per probe <= 1.25x fping: {'met' if result['goal_cpu_per_probe_within_1_25x_fping'] else 'NOT met'}; "
           f"peak RSS < 32 MB: {'met' if result['goal_peak_rss_under_32_mb'] else 'NOT met'}")
     print(f"results: {out_json}")
 

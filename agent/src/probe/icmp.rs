@@ -202,7 +202,11 @@ pub async fn run(target: &Target, pinger: &Pinger) -> Icmp {
         let send_at = start + target.packet_interval * i;
         // Also what timed out already, should the runtime be running late.
         replies.settle(&mut waiting, target.timeout, send_at.max(tokio::time::Instant::now())).await;
-        tokio::time::sleep_until(send_at).await;
+        // A timer for a time already past still costs the runtime a
+        // wake-up: the first request of a run goes out at once.
+        if send_at > tokio::time::Instant::now() {
+            tokio::time::sleep_until(send_at).await;
+        }
         match socket.send(ip) {
             Ok(w) => waiting.push_back(w),
             Err(e) => {
