@@ -148,12 +148,12 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 ///
 /// Both are synchronous librdkafka calls, and the close has no bound of its
 /// own: rdkafka's `Drop` polls until librdkafka reports the consumer closed,
-/// and librdkafka can wait forever there (an assignment that arrived just
-/// before the stop is applied during the close and its `assign()` never
-/// returns: librdkafka issue 4884, rust-rdkafka issue 509). Run on a tokio
-/// worker, that blocks the worker for good; with the two workers of ingest
-/// (or of a test) a second such wait stops the timers too, so no timeout
-/// ever fires. Past `timeout` the close is left running on its thread and
+/// and that has been seen to wait forever (rust-rdkafka issue 509,
+/// librdkafka issue 4884: an `assign()` during the close that never
+/// returns). Run on a tokio worker, such a wait blocks the worker for good;
+/// with ingest's two workers (or a test's) a second one stops the timers
+/// too, so no timeout fires, and dropping the runtime waits for the blocked
+/// worker. Past `timeout` the close is left running on its thread and
 /// logged: nothing is lost (what was not committed is re-delivered to the
 /// partitions' next owner once the group coordinator expires this member,
 /// after the session timeout), and the process exits.
