@@ -147,14 +147,15 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// thread, never on a runtime worker.
 ///
 /// Both are synchronous librdkafka calls, and the close has no bound of its
-/// own: rdkafka's `Drop` polls until librdkafka reports the consumer closed,
-/// and that has been seen to wait forever (rust-rdkafka issue 509,
-/// librdkafka issue 4884: an `assign()` during the close that never
-/// returns). Run on a tokio worker, such a wait blocks the worker for good;
-/// with ingest's two workers (or a test's) a second one stops the timers
-/// too, so no timeout fires, and dropping the runtime waits for the blocked
-/// worker. Past `timeout` the close is left running on its thread and
-/// logged: nothing is lost (what was not committed is re-delivered to the
+/// own: rdkafka's `Drop` polls until librdkafka reports the consumer closed.
+/// With an offset stored and the broker unreachable, the commit waits ~11 s
+/// for the coordinator and the close then until the broker is back
+/// (measured: 113 s for a 113 s outage); others have seen it wait forever
+/// (rust-rdkafka issue 509, librdkafka issue 4884). Run on a tokio worker,
+/// such a wait blocks the worker; with ingest's two workers (or a test's) a
+/// second one stops the timers too, so no timeout fires, and dropping the
+/// runtime waits for the blocked worker. Past `timeout` the close is left
+/// running on its thread and logged: nothing is lost (what was not committed is re-delivered to the
 /// partitions' next owner once the group coordinator expires this member,
 /// after the session timeout), and the process exits.
 pub async fn commit_and_close(consumer: StreamConsumer<IngestContext>, timeout: Duration) {

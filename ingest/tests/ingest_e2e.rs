@@ -251,11 +251,13 @@ async fn poison_goes_to_the_dlq_and_every_good_message_lands() {
 /// This test once hung (>10 min, on 2 busy cores; not reproduced since in
 /// 20 runs under CPU load). The only unbounded waits on its path were the
 /// stopped ingests' final commit and consumer close, synchronous on a
-/// runtime worker: if both workers block, no timer fires, no timeout of the
-/// test either, and dropping the runtime waits for them. Ingest now commits
-/// and closes off the workers with a deadline; each step here has its own
-/// deadline, and a watchdog thread outside the runtime names the step should
-/// the runtime itself stop.
+/// runtime worker; with an offset stored and the broker unreachable they
+/// block until it is back (measured: 113 s for a 113 s outage). A blocked
+/// worker outlives a failing test too (dropping the runtime waits for it),
+/// and with both workers blocked no timer fires. Ingest now commits and
+/// closes off the workers within 15 s; each step here has its own deadline,
+/// and a watchdog thread outside the runtime names the step should the
+/// runtime itself stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_joining_mid_stream_loses_nothing() {
     let watchdog = Watchdog::start("a_second_process_joining_mid_stream_loses_nothing");
