@@ -18,10 +18,83 @@ use std::time::{Duration, Instant};
 use netprobe_ingest::points::{points, render};
 use netprobe_wire::msg::{Bgp, BgpEvent, BgpSource, Dns, Health, Http, Icmp, Mtr, MtrHop, Registry};
 use netprobe_wire::{Body, KafkaSettings, Message, ProbeId, ProbeType, Timestamp, Topic, Ttl};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::Message as _;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (eval \"$(scripts/stack env)\")"))
+}
+
+/// How long a refusal that passes on its own (see [`is_transient`]) is retried.
+const RETRY_FOR: Duration = Duration::from_secs(120);
+
+/// Refusals a fresh stack gives for a moment: an ACL or topic just created
+/// and not yet applied by the broker, a partition without a leader yet, a
+/// broker restarting.
+fn is_transient(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::TopicAuthorizationFailed
+                | C::UnknownTopicOrPartition
+                | C::UnknownTopic
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::NotEnoughReplicas
+                | C::NotEnoughReplicasAfterAppend
+                | C::RequestTimedOut
+                | C::MessageTimedOut
+                | C::BrokerTransportFailure
+                | C::AllBrokersDown
+        )
+    )
+}
+
+/// Reports what cannot be retried (or no longer) and exits non-zero.
+fn fail(what: std::fmt::Arguments<'_>) -> ! {
+    eprintln!("bench_produce: {what}");
+    std::process::exit(1)
+}
+
+/// Waits for one delivery; re-sends a message refused for a transient reason
+/// for up to [`RETRY_FOR`] (with 100 ms .. 2 s backoff), and exits with the
+/// topic and error for anything else.
+async fn delivered(producer: &FutureProducer, mut delivery: DeliveryFuture) {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let (e, msg) = match delivery.await {
+            Ok(Ok(_)) => return,
+            Ok(Err(failed)) => failed,
+            Err(_) => fail(format_args!("the producer dropped a delivery report")),
+        };
+        if !is_transient(&e) || started.elapsed() >= RETRY_FOR {
+            fail(format_args!(
+                "delivery to {} partition {} failed after {:.1} s: {e}",
+                msg.topic(),
+                msg.partition(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        eprintln!("bench_produce: {}: {e}; retrying (transient)", msg.topic());
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+        let payload = msg.payload().unwrap_or_default();
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(msg.topic()).payload(payload);
+        if let Some(key) = msg.key() {
+            record = record.key(key);
+        }
+        if let Some(ms) = msg.timestamp().to_millis() {
+            record = record.timestamp(ms);
+        }
+        delivery = match producer.send_result(record) {
+            Ok(d) => d,
+            Err((e, _)) => fail(format_args!("re-send to {} failed: {e}", msg.topic())),
+        };
+    }
 }
 
 const BASE_NS: i64 = 1_790_000_000_000_000_000;
@@ -217,12 +290,12 @@ async fn main() {
         inflight.push(delivery);
         if inflight.len() == 10_000 {
             for d in inflight.drain(..) {
-                d.await.expect("delivery report").map_err(|(e, _)| e).expect("delivered");
+                delivered(&producer, d).await;
             }
         }
     }
     for d in inflight {
-        d.await.expect("delivery report").map_err(|(e, _)| e).expect("delivered");
+        delivered(&producer, d).await;
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
     if write_lines {

@@ -64,8 +64,25 @@ async fn main() {
         }
         let (sink, text) = (sink.clone(), text.clone());
         writes.spawn(async move {
-            let outcome = sink.write(&text[range]).await;
-            assert_eq!(outcome.action, Action::Done, "batch {n} refused: {outcome:?}");
+            // What can pass (InfluxDB restarting, 5xx, 429, a timeout) is
+            // retried like ingest does, for up to 2 minutes; a refusal is reported.
+            let started = Instant::now();
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let outcome = sink.write(&text[range.clone()]).await;
+                match outcome.action {
+                    Action::Done => break,
+                    Action::Retry(after) if started.elapsed() < Duration::from_secs(120) => {
+                        eprintln!("bench_raw_write: batch {n}: {outcome:?}; retrying");
+                        tokio::time::sleep(after.unwrap_or(backoff)).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                    _ => {
+                        eprintln!("bench_raw_write: batch {n} not written: {outcome:?}");
+                        std::process::exit(1);
+                    }
+                }
+            }
         });
     }
     while let Some(done) = writes.join_next().await {

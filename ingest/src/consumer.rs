@@ -1,10 +1,12 @@
 //! The Kafka side: consumer (group member) and DLQ producer configuration,
-//! and the consumer context that reports lag and rebalances.
+//! the consumer context that reports lag and rebalances, and the bounded
+//! final commit and close of the consumer.
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientContext;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::{telemetry, Error};
@@ -135,4 +137,47 @@ pub fn dlq_producer(config: &Config) -> Result<FutureProducer, Error> {
         .set("message.max.bytes", "10485760")
         .set("message.timeout.ms", "30000");
     client.create().map_err(|source| Error::Kafka { context: "create DLQ producer".into(), source })
+}
+
+/// How long the final commit plus the consumer's close may take at shutdown.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Commits the stored offsets and closes `consumer` (revoke, leave the
+/// group), waiting at most `timeout`; the consumer is dropped on its own
+/// thread, never on a runtime worker.
+///
+/// Both are synchronous librdkafka calls, and the close has no bound of its
+/// own: rdkafka's `Drop` polls until librdkafka reports the consumer closed.
+/// With an offset stored and the broker unreachable, the commit waits ~11 s
+/// for the coordinator and the close then until the broker is back
+/// (measured: 113 s for a 113 s outage); others have seen it wait forever
+/// (rust-rdkafka issue 509, librdkafka issue 4884). Run on a tokio worker,
+/// such a wait blocks the worker; with ingest's two workers (or a test's) a
+/// second one stops the timers too, so no timeout fires, and dropping the
+/// runtime waits for the blocked worker. Past `timeout` the close is left
+/// running on its thread and logged: nothing is lost (what was not committed is re-delivered to the
+/// partitions' next owner once the group coordinator expires this member,
+/// after the session timeout), and the process exits.
+pub async fn commit_and_close(consumer: StreamConsumer<IngestContext>, timeout: Duration) {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    let spawned = std::thread::Builder::new().name("consumer-close".into()).spawn(move || {
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit (nothing stored, or no assignment)");
+        }
+        drop(consumer);
+        let _ = done_tx.send(());
+    });
+    if let Err(e) = spawned {
+        // No thread to spare: close here, unbounded, rather than not at all.
+        return tracing::warn!(error = %e, "cannot spawn the consumer-close thread");
+    }
+    match tokio::time::timeout(timeout, done_rx).await {
+        Ok(_) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "consumer closed"),
+        Err(_) => tracing::warn!(
+            timeout_s = timeout.as_secs(),
+            "consumer close did not finish in time; left behind (uncommitted offsets are re-delivered \
+             to the partitions' next owner after the session timeout)"
+        ),
+    }
 }

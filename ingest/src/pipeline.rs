@@ -32,15 +32,16 @@
 //!   so a revoked partition's offsets are never committed by this process.
 //!
 //! Shutdown (cancel): the batches in flight and then the open one are written
-//! within [`SHUTDOWN_TIMEOUT`], stored offsets are committed synchronously,
-//! then `run` returns. What could not be written in time stays uncommitted
-//! and is re-delivered.
+//! within [`SHUTDOWN_TIMEOUT`], stored offsets are committed and the consumer
+//! closed within [`crate::consumer::CLOSE_TIMEOUT`] (off the runtime's
+//! workers), then `run` returns. What could not be written in time stays
+//! uncommitted and is re-delivered.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
@@ -215,9 +216,7 @@ impl Pipeline {
             ),
         }
         timer.abort();
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "final commit (nothing stored, or no assignment)");
-        }
+        crate::consumer::commit_and_close(self.consumer, crate::consumer::CLOSE_TIMEOUT).await;
         tracing::info!("ingest stopped");
     }
 

@@ -132,11 +132,41 @@ pub async fn produce(producer: &FutureProducer, msgs: &[Message]) {
     futures_join_all(sends).await;
 }
 
+/// Produces one message; what a fresh or restarting broker refuses for a
+/// moment (see [`is_transient`]) is sent again for up to 60 s, anything
+/// else fails the test naming the topic.
 pub async fn produce_raw(producer: &FutureProducer, topic: &str, key: &[u8], payload: &[u8]) {
-    producer
-        .send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+    let started = Instant::now();
+    loop {
+        match producer.send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(60)).await {
+            Ok(_) => return,
+            Err((e, _)) if is_transient(&e) && started.elapsed() < Duration::from_secs(60) => {
+                eprintln!("produce to {topic}: {e}; retrying (transient)");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err((e, _)) => panic!("produce to {topic}: {e} (after {:?})", started.elapsed()),
+        }
+    }
+}
+
+/// Refusals that pass on their own: an ACL or topic just created and not yet
+/// applied by the broker, a partition without a leader yet, a broker restarting.
+pub fn is_transient(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::TopicAuthorizationFailed
+                | C::UnknownTopicOrPartition
+                | C::UnknownTopic
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::NotEnoughReplicas
+                | C::RequestTimedOut
+                | C::MessageTimedOut
+                | C::AllBrokersDown
+        )
+    )
 }
 
 async fn futures_join_all<F: Future<Output = ()>>(futs: impl IntoIterator<Item = F>) {
