@@ -7,7 +7,9 @@
 //! Usage: bench_latency_produce SECONDS RATE PROBE_ID (Kafka settings from
 //! `scripts/stack env`, agent principal; topic prefix from
 //! NETPROBE_BENCH_PREFIX; `linger.ms` from NETPROBE_BENCH_LINGER_MS, default
-//! 5). SECONDS 0 produces one message. Prints
+//! 5). SECONDS 0 produces one message. With NETPROBE_BENCH_TIMES_FILE set,
+//! each produce time (ns) is appended there, one line each, flushed every
+//! 100 messages, so the poller knows which points it still waits for. Prints
 //! `{"produced": N, "first_ns": .., "last_ns": .., "behind_max_ms": ..}` when
 //! every message is acknowledged (`behind_max_ms`: how late the producer
 //! ever ran against its schedule).
@@ -73,6 +75,8 @@ async fn main() {
     let started = Instant::now();
     let (mut first_ns, mut last_ns, mut behind_max) = (0i64, 0i64, Duration::ZERO);
     let mut inflight = Vec::with_capacity(count as usize);
+    let mut times = std::env::var_os("NETPROBE_BENCH_TIMES_FILE")
+        .map(|p| std::io::BufWriter::new(std::fs::File::create(p).expect("times file")));
     for i in 0..count {
         let due = started + step * i as u32;
         let now = Instant::now();
@@ -92,6 +96,13 @@ async fn main() {
         let key = msg.key();
         let record = FutureRecord::to(&topic).key(&key).payload(&payload).timestamp(ts_ns / 1_000_000);
         inflight.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueue"));
+        if let Some(out) = times.as_mut() {
+            use std::io::Write as _;
+            writeln!(out, "{ts_ns}").expect("times file");
+            if i % 100 == 99 || i + 1 == count {
+                out.flush().expect("times file");
+            }
+        }
     }
     for d in inflight {
         d.await.expect("delivery report").map_err(|(e, _)| e).expect("delivered");

@@ -21,12 +21,14 @@ lat_run() {
         sleep 0.2
     done
     rm -f "$OUT/latency-produced.json"
+    : >"$OUT/latency-times.txt"
     log "($name) producing $LAT_RATE msgs/s for $LAT_SECONDS s"
-    ( NETPROBE_BENCH_PREFIX=$LAT_PREFIX "$BIN/examples/bench_latency_produce" "$LAT_SECONDS" "$LAT_RATE" "$probe_id" \
+    ( NETPROBE_BENCH_PREFIX=$LAT_PREFIX NETPROBE_BENCH_TIMES_FILE=$OUT/latency-times.txt \
+        "$BIN/examples/bench_latency_produce" "$LAT_SECONDS" "$LAT_RATE" "$probe_id" \
         >"$OUT/latency-produced.json.tmp" && mv "$OUT/latency-produced.json.tmp" "$OUT/latency-produced.json" ) &
     local producer=$!
     result=$(INFLUX_HEADER="$SECRETS/influx-operator.header" python3 "$here/lib/latency_poll.py" bench_lat "$probe_id" \
-        $((LAT_SECONDS * LAT_RATE)) "$OUT/latency-produced.json" 30)
+        $((LAT_SECONDS * LAT_RATE)) "$OUT/latency-produced.json" 30 "$OUT/latency-times.txt")
     wait "$producer"
     produced=$(cat "$OUT/latency-produced.json")
     log "($name) $result (producer: $produced)"
@@ -67,7 +69,7 @@ EOT
     LAT_PID=$!
     lat_run netprobe_ingest
     results+=("$LAT_RESULT")
-    curl -fsS http://127.0.0.1:9479/metrics | grep '^netprobe_ingest_delivery_latency_seconds' \
+    curl -fsS http://127.0.0.1:9479/metrics | grep -E '^netprobe_ingest_(delivery_latency|batch_write)_seconds' \
         >"$OUT/ingest-latency-histogram.txt" || true
     kill "$LAT_PID"; wait "$LAT_PID" || true
 

@@ -59,12 +59,13 @@ null_ingest() {
 
 bench_null_sink() {
     local t0 pid a b a0='{}' sink_cpu0
+    rm -f "$OUT/null-sink.addr"
     "$BIN/examples/bench_null_sink" 127.0.0.1:0 >"$OUT/null-sink.addr" 2>"$OUT/null-sink.log" &
     NULL_PID=$!
     # shellcheck disable=SC2064
     trap "kill $NULL_PID 2>/dev/null || true" EXIT
     local deadline=$((SECONDS + 10))
-    until [ -s "$OUT/null-sink.addr" ]; do
+    until grep -q ':[0-9]' "$OUT/null-sink.addr" 2>/dev/null; do
         [ $SECONDS -lt $deadline ] || { log "bench_null_sink did not start: $(cat "$OUT/null-sink.log")"; exit 1; }
         sleep 0.1
     done
