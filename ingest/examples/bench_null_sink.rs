@@ -114,7 +114,8 @@ async fn main() {
         let counts = counts.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| handle(req, counts.clone()));
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+            if let Err(e) =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
             {
                 eprintln!("connection: {e}");
             }

@@ -464,7 +464,9 @@ mod tests {
                 let mut m = map.clone();
                 m.remove(key);
                 maps.push(m);
-                for bad in [serde_json::json!("x"), serde_json::json!(1.5), serde_json::json!(null), serde_json::json!([])] {
+                for bad in
+                    [serde_json::json!("x"), serde_json::json!(1.5), serde_json::json!(null), serde_json::json!([])]
+                {
                     let mut m = map.clone();
                     m.insert(key.clone(), bad);
                     maps.push(m);
