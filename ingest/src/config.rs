@@ -96,11 +96,14 @@ pub struct IngestSettings {
     /// Kafka consumer group; ingest processes in one group share the
     /// partitions. Default [`DEFAULT_GROUP_ID`].
     pub group_id: String,
-    /// A batch is written when it holds this many lines. Default 5000.
+    /// A batch is written as soon as the consumer has nothing more fetched
+    /// and a writer is idle; while every writer is busy it grows, and is
+    /// written at the latest when it holds this many lines. Default 5000.
     pub batch_max_lines: usize,
     /// ... or this many bytes of line protocol. Default 8 MiB.
     pub batch_max_bytes: usize,
-    /// ... or when its first line is this old. Default 1 s.
+    /// ... or when its first line is this old (messages arriving without a
+    /// pause, a writer idle). Default 1 s.
     #[serde(with = "humantime_serde")]
     pub batch_timeout: Duration,
     /// First delay before retrying a failed write; doubles up to

@@ -5,6 +5,8 @@
 # the consumer started in a new group, one warm-up message produced and
 # awaited (group joined, first write done), then LAT_RATE messages/s for
 # LAT_SECONDS while latency_poll.py polls InfluxDB every 100 ms.
+# NETPROBE_BENCH_LAT_INGEST_EXTRA: more [ingest] lines for (a) (e.g.
+# "writes_in_flight = 4"); NETPROBE_BENCH_LAT_ONLY=ingest skips Telegraf.
 
 LAT_PREFIX=bench-lat.
 
@@ -63,6 +65,7 @@ token_file = "$NETPROBE_INFLUX_TOKEN_FILE"
 [ingest]
 group_id = "netprobe-ingest-bench-lat-$run_id"
 metrics_listen = "127.0.0.1:9479"
+${NETPROBE_BENCH_LAT_INGEST_EXTRA:-}
 EOT
     log "(a) netprobe-ingest ($INGEST_BIN), shipped defaults"
     RUST_LOG=warn "$INGEST_BIN" --config "$OUT/ingest-latency.toml" 2>"$OUT/ingest-latency.log" &
@@ -75,7 +78,9 @@ EOT
 
     # ------------------------------------------------------------ (b, c) Telegraf
     local profile
-    for profile in defaults fast; do
+    local profiles=(defaults fast)
+    [ "${NETPROBE_BENCH_LAT_ONLY:-}" != ingest ] || profiles=()
+    for profile in "${profiles[@]}"; do
         lat_fresh
         NETPROBE_TELEGRAF_BUCKET=bench_lat python3 "$here/lib/telegraf_conf.py" "$LAT_PREFIX" \
             "netprobe-ingest-bench-lat-telegraf-$profile-$run_id" 100 "$profile" >"$OUT/telegraf-latency-$profile.conf"
@@ -96,7 +101,7 @@ for x in sys.argv[3:]:
     r.update(json.loads(x))
 a = r["netprobe_ingest"]
 for t in ("telegraf_defaults", "telegraf_fast"):
-    if a["p99_s"] and r[t]["p99_s"]:
+    if t in r and a["p99_s"] and r[t]["p99_s"]:
         r[f"p99_ratio_{t}_over_ingest"] = round(r[t]["p99_s"] / a["p99_s"], 2)
         r[f"p50_ratio_{t}_over_ingest"] = round(r[t]["p50_s"] / a["p50_s"], 2)
 print(json.dumps(r, indent=2))
