@@ -38,6 +38,9 @@ pub struct Entry {
     pub range: Range<usize>,
     /// Number of lines (points) it rendered to.
     pub line_count: usize,
+    /// The Kafka message timestamp (CreateTime set by the producer, or
+    /// LogAppendTime), Unix ms; `None` when the message has none.
+    pub kafka_ts_ms: Option<i64>,
 }
 
 /// Line protocol waiting to be written, and the messages it came from.
@@ -53,10 +56,13 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Adds a message whose points `render` appends to the line buffer.
+    /// Adds a message whose points `render` appends to the line buffer;
+    /// `kafka_ts_ms` is its Kafka timestamp (Unix ms), for the delivery
+    /// latency.
     pub fn push(
         &mut self,
         source: Source,
+        kafka_ts_ms: Option<i64>,
         key: Option<&[u8]>,
         payload: &[u8],
         line_count: usize,
@@ -68,7 +74,7 @@ impl Batch {
         self.line_count += line_count;
         let key = key.map(|k| self.keep(k));
         let payload = self.keep(payload);
-        self.entries.push(Entry { source, key, payload, range: start..self.lines.len(), line_count });
+        self.entries.push(Entry { source, key, payload, range: start..self.lines.len(), line_count, kafka_ts_ms });
     }
 
     /// Adds a message that is already resolved (in the DLQ): it has no
@@ -76,7 +82,7 @@ impl Batch {
     pub fn push_resolved(&mut self, source: Source) {
         self.opened.get_or_insert_with(Instant::now);
         let at = self.lines.len();
-        self.entries.push(Entry { source, key: None, payload: 0..0, range: at..at, line_count: 0 });
+        self.entries.push(Entry { source, key: None, payload: 0..0, range: at..at, line_count: 0, kafka_ts_ms: None });
     }
 
     /// Appends `bytes` to the message buffer; returns where they are.
@@ -165,10 +171,10 @@ mod tests {
     #[test]
     fn next_offsets_are_one_past_the_highest_per_partition() {
         let mut b = Batch::default();
-        b.push(src("icmp.metrics", 0, 7), Some(b"k7"), b"{7}", 1, |out| out.extend_from_slice(b"a v=1 1\n"));
-        b.push(src("icmp.metrics", 0, 8), None, b"{}", 1, |out| out.extend_from_slice(b"a v=2 2\n"));
+        b.push(src("icmp.metrics", 0, 7), None, Some(b"k7"), b"{7}", 1, |out| out.extend_from_slice(b"a v=1 1\n"));
+        b.push(src("icmp.metrics", 0, 8), None, None, b"{}", 1, |out| out.extend_from_slice(b"a v=2 2\n"));
         b.push_resolved(src("icmp.metrics", 0, 9));
-        b.push(src("dns.metrics", 3, 41), None, b"{}", 1, |out| out.extend_from_slice(b"d v=1 1\n"));
+        b.push(src("dns.metrics", 3, 41), None, None, b"{}", 1, |out| out.extend_from_slice(b"d v=1 1\n"));
         let next = b.next_offsets();
         assert_eq!(next.get(&("icmp.metrics".into(), 0)), Some(&10));
         assert_eq!(next.get(&("dns.metrics".into(), 3)), Some(&42));
@@ -185,7 +191,7 @@ mod tests {
     fn full_by_lines_or_bytes_and_deadline_from_first_push() {
         let mut b = Batch::default();
         assert_eq!(b.deadline(Duration::from_secs(1)), None);
-        b.push(src("t", 0, 0), None, b"", 2, |out| out.extend_from_slice(b"0123456789"));
+        b.push(src("t", 0, 0), None, None, b"", 2, |out| out.extend_from_slice(b"0123456789"));
         assert!(b.deadline(Duration::from_secs(1)).is_some());
         assert!(b.is_full(2, 1000) && b.is_full(100, 10) && !b.is_full(3, 11));
         b.clear();

@@ -27,7 +27,7 @@ pub const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Default per-request timeout of InfluxDB writes.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default number of batches written at once.
-pub const DEFAULT_WRITES_IN_FLIGHT: usize = 2;
+pub const DEFAULT_WRITES_IN_FLIGHT: usize = 4;
 /// Default `max_poll_interval` (librdkafka's `max.poll.interval.ms` default).
 pub const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
 /// The consumer's session timeout (`session.timeout.ms`); librdkafka
@@ -96,11 +96,14 @@ pub struct IngestSettings {
     /// Kafka consumer group; ingest processes in one group share the
     /// partitions. Default [`DEFAULT_GROUP_ID`].
     pub group_id: String,
-    /// A batch is written when it holds this many lines. Default 5000.
+    /// A batch is written as soon as the consumer has nothing more fetched
+    /// and a writer is idle; while every writer is busy it grows, and is
+    /// written at the latest when it holds this many lines. Default 5000.
     pub batch_max_lines: usize,
     /// ... or this many bytes of line protocol. Default 8 MiB.
     pub batch_max_bytes: usize,
-    /// ... or when its first line is this old. Default 1 s.
+    /// ... or when its first line is this old (messages arriving without a
+    /// pause, a writer idle). Default 1 s.
     #[serde(with = "humantime_serde")]
     pub batch_timeout: Duration,
     /// First delay before retrying a failed write; doubles up to
@@ -286,7 +289,7 @@ mod tests {
             .replace("retry_initial_backoff = \"200ms\"", "retry_initial_backoff = \"1m\"");
         let err = load(&text).expect_err("initial > max");
         assert!(err.to_string().contains("retry_initial_backoff"), "{err}");
-        let text = include_str!("../ingest.example.toml").replace("writes_in_flight = 2", "writes_in_flight = 0");
+        let text = include_str!("../ingest.example.toml").replace("writes_in_flight = 4", "writes_in_flight = 0");
         let err = load(&text).expect_err("no writer");
         assert!(err.to_string().contains("writes_in_flight"), "{err}");
         let text =

@@ -37,6 +37,11 @@ async fn serve(config: netprobe_ingest::Config) -> Result<(), netprobe_ingest::E
     if let Some(addr) = config.ingest.metrics_listen {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(netprobe_ingest::telemetry::DELIVERY_LATENCY.into()),
+                &netprobe_ingest::telemetry::DELIVERY_LATENCY_BUCKETS_S,
+            )
+            .map_err(|e| netprobe_ingest::Error::Metrics { addr, message: e.to_string() })?
             .install()
             .map_err(|e| netprobe_ingest::Error::Metrics { addr, message: e.to_string() })?;
     }

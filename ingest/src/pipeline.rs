@@ -9,6 +9,15 @@
 //!   `writes_in_flight` at once, while the next one is consumed and
 //!   rendered. They are finished in the order they were started, so offsets
 //!   are stored in order.
+//! - Batching follows the load, not the clock: the open batch is handed to
+//!   an idle writer as soon as the consumer has nothing more fetched
+//!   (librdkafka's queue is drained). While every writer is busy the batch
+//!   grows, up to `batch_max_lines` / `batch_max_bytes`; `batch_timeout`
+//!   only caps its age when messages never stop arriving. So at low load a
+//!   message waits for no timer, and under a backlog batches are large.
+//! - When a batch is acknowledged, each of its messages records the time
+//!   from its Kafka timestamp to now in
+//!   `netprobe_ingest_delivery_latency_seconds{topic}`.
 //! - A write that fails for a reason that can pass (InfluxDB down, 5xx, 429,
 //!   timeouts) is retried with backoff. Once every writer is busy and the
 //!   next batch is full, the loop
@@ -95,8 +104,11 @@ pub struct Pipeline {
     /// Since when the loop has stopped receiving (batch full, write in flight).
     stalled_since: Option<Instant>,
     paused: bool,
-    /// Interned topic names with their consumed-messages counter.
-    topics: HashMap<String, (Arc<str>, metrics::Counter)>,
+    /// Interned topic names with their metric handles.
+    topics: HashMap<String, TopicHandles>,
+    /// The topic of the last message (messages come in runs per partition),
+    /// checked before the map.
+    last_topic: Option<TopicHandles>,
     on_tick: Box<dyn FnMut() + Send>,
 }
 
@@ -131,6 +143,7 @@ impl Pipeline {
             stalled_since: None,
             paused: false,
             topics: HashMap::new(),
+            last_topic: None,
             on_tick,
         }
     }
@@ -172,12 +185,17 @@ impl Pipeline {
                 m = self.consumer.recv(), if self.paused || !self.is_full() => match m {
                     Ok(m) if self.is_full() => self.hold(m.detach()),
                     Ok(m) => {
-                        if self.handle(m.detach(), &cancel).await.is_err() {
+                        if self.handle(m.detach(), &cancel).await.is_err() || self.drain(&cancel).await.is_err() {
                             break;
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
                 },
+                // Batching by load: nothing more is fetched right now and a
+                // writer is idle, so the batch goes now; it grows only while
+                // every writer is busy (the size and age bounds above stay
+                // as caps).
+                _ = std::future::ready(()), if !self.batch.is_empty() && !self.writers.is_empty() => self.start_write(),
             }
         }
         self.shutdown(written_so_far).await;
@@ -244,6 +262,7 @@ impl Pipeline {
         self.stalled_since = None;
         if result.is_ok() {
             self.store_offsets(&batch);
+            self.record_delivery(&batch);
             if self.paused {
                 self.set_paused(false);
             }
@@ -262,17 +281,47 @@ impl Pipeline {
 
     /// The interned name of `name`, counting one message consumed from it.
     fn consumed_from(&mut self, name: &str) -> Arc<str> {
-        if !self.topics.contains_key(name) {
-            self.topics.insert(name.to_owned(), (Arc::from(name), telemetry::consumed_counter(name)));
+        match &self.last_topic {
+            Some(last) if &*last.name == name => {}
+            _ => {
+                let handles = self.topics.entry(name.to_owned()).or_insert_with(|| TopicHandles::new(name)).clone();
+                self.last_topic = Some(handles);
+            }
         }
-        let (topic, consumed) = &self.topics[name];
-        consumed.increment(1);
-        topic.clone()
+        let Some(last) = &self.last_topic else { unreachable!("set above") };
+        last.consumed.increment(1);
+        last.name.clone()
+    }
+
+    /// Records the delivery latency of every message of `batch` that
+    /// rendered to points: Kafka timestamp -> now (its write acknowledged).
+    fn record_delivery(&mut self, batch: &Batch) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        // Entries come in runs of one partition: look the topic up per run.
+        let mut current: Option<&TopicHandles> = None;
+        for e in batch.entries() {
+            let Some(ts_ms) = e.kafka_ts_ms.filter(|_| e.line_count > 0) else { continue };
+            let handles = match current {
+                Some(h) if Arc::ptr_eq(&h.name, &e.source.topic) => h,
+                _ => match self.topics.get(&*e.source.topic) {
+                    Some(h) => {
+                        current = Some(h);
+                        h
+                    }
+                    None => continue,
+                },
+            };
+            // A producer clock ahead of ours counts as 0, not negative.
+            handles.delivery_latency.record((now_ms - ts_ms).max(0) as f64 / 1e3);
+        }
     }
 
     /// Decodes one message into the batch, or sends it to the DLQ.
     async fn handle(&mut self, m: OwnedMessage, cancel: &CancellationToken) -> Result<(), Cancelled> {
         let source = Source { topic: self.consumed_from(m.topic()), partition: m.partition(), offset: m.offset() };
+        let kafka_ts_ms = m.timestamp().to_millis();
         let Some(payload) = m.payload() else {
             // A tombstone (compacted agent.registry): nothing to write.
             self.batch.push_resolved(source);
@@ -283,7 +332,7 @@ impl Pipeline {
             Ok(msg) => match points(&msg) {
                 Err(e) => Some(("invalid_point", e.to_string())),
                 Ok(pts) => {
-                    self.batch.push(source.clone(), m.key(), payload, pts.len(), |out| render(&pts, out));
+                    self.batch.push(source.clone(), kafka_ts_ms, m.key(), payload, pts.len(), |out| render(&pts, out));
                     None
                 }
             },
@@ -291,6 +340,27 @@ impl Pipeline {
         if let Some((class, reason)) = failure {
             self.send_to_dlq(&source, m.key(), payload, class, &reason, cancel).await?;
             self.batch.push_resolved(source);
+        }
+        Ok(())
+    }
+
+    /// Takes the messages librdkafka has already fetched, without waiting
+    /// and without a turn of the loop's `select!` (timers, ticks) for each,
+    /// until none is ready, the batch is full or [`DRAIN_MAX`] were taken.
+    async fn drain(&mut self, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        for _ in 0..DRAIN_MAX {
+            if self.is_full() {
+                break;
+            }
+            let m = match poll_once(self.consumer.recv()) {
+                None => break,
+                Some(Ok(m)) => m.detach(),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Kafka consumer error");
+                    break;
+                }
+            };
+            self.handle(m, cancel).await?;
         }
         Ok(())
     }
@@ -369,6 +439,39 @@ impl Pipeline {
             // Partitions revoked since their messages were consumed: the new
             // owner re-reads them; storing here would be wrong anyway.
             Err(e) => tracing::info!(error = %e, "offsets not stored (partitions revoked?)"),
+        }
+    }
+}
+
+/// Most messages [`Pipeline::drain`] takes in one go, so the watchdog tick
+/// and finished writes are looked at between runs.
+const DRAIN_MAX: usize = 10_000;
+
+/// `fut`'s output if it is ready on the first poll; `None` (and `fut`
+/// dropped) otherwise.
+fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// An interned topic name with the metric handles of its messages.
+#[derive(Clone)]
+struct TopicHandles {
+    name: Arc<str>,
+    consumed: metrics::Counter,
+    delivery_latency: metrics::Histogram,
+}
+
+impl TopicHandles {
+    fn new(name: &str) -> Self {
+        TopicHandles {
+            name: Arc::from(name),
+            consumed: telemetry::consumed_counter(name),
+            delivery_latency: telemetry::delivery_latency(name),
         }
     }
 }

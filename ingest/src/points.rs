@@ -165,6 +165,11 @@ pub fn render(points: &[Point<'_>], out: &mut Vec<u8>) {
 const TAG_SPECIALS: &[u8] = b",= ";
 
 fn escape(s: &str, specials: &[u8], out: &mut Vec<u8>) {
+    // Most names and values need no escape: copy them whole.
+    if !s.as_bytes().iter().any(|b| specials.contains(b)) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
     for &b in s.as_bytes() {
         if specials.contains(&b) {
             out.push(b'\\');

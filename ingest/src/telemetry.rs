@@ -16,6 +16,21 @@ pub fn consumed_counter(topic: &str) -> metrics::Counter {
     counter!("netprobe_ingest_messages_consumed_total", "topic" => topic.to_owned())
 }
 
+/// Name of the delivery latency histogram: Kafka message timestamp ->
+/// InfluxDB acknowledged the batch holding it, seconds, by topic.
+pub const DELIVERY_LATENCY: &str = "netprobe_ingest_delivery_latency_seconds";
+
+/// Bucket boundaries of [`DELIVERY_LATENCY`], seconds: 1 ms .. 60 s, about
+/// three per decade, so 100 ms, 250 ms, 500 ms and 1 s are exact edges.
+pub const DELIVERY_LATENCY_BUCKETS_S: [f64; 16] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0];
+
+/// The delivery latency histogram of `topic`: registered once per topic and
+/// kept by the caller, like [`consumed_counter`].
+pub fn delivery_latency(topic: &str) -> metrics::Histogram {
+    histogram!(DELIVERY_LATENCY, "topic" => topic.to_owned())
+}
+
 /// A batch was accepted by InfluxDB.
 pub fn batch_written(lines: usize, bytes: usize, elapsed: Duration) {
     counter!("netprobe_ingest_points_written_total").increment(lines as u64);

@@ -250,7 +250,110 @@ impl Body {
 /// [`Error::Syntax`], [`Error::MissingField`], [`Error::InvalidField`],
 /// [`Error::UnsupportedSchema`] or [`Error::UnknownProbeType`], each naming
 /// the field or position.
+///
+/// A valid message is read by [`decode_fast`]; only when that fails does
+/// the checked path below run, which finds the error to report.
 pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
+    match decode_fast(bytes) {
+        Some(m) => Ok(m),
+        None => decode_checked(bytes),
+    }
+}
+
+/// Reads a valid message in one pass, without serde's buffering of the
+/// flattened, internally tagged body (an allocation per key and value, half
+/// of ingest's CPU): the envelope keys, which the agent writes first, then
+/// `probe_type`, then the rest of the object read straight into that kind's
+/// body struct. `None` on any error and on anything unusual (a key before
+/// `probe_type` that is not an envelope key, an escaped key, an envelope key
+/// after it); [`decode_checked`] then decides and names the error. Both read
+/// the same structs, so a message either path accepts decodes the same.
+fn decode_fast(bytes: &[u8]) -> Option<Message> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let message = serde::Deserializer::deserialize_map(&mut de, fast::MessageVisitor).ok()?;
+    de.end().ok()?;
+    Some(message)
+}
+
+mod fast {
+    use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+    use serde::Deserialize as _;
+
+    use super::{Bgp, Body, Dns, Health, Http, Icmp, Message, Mtr, ProbeType, Registry, SCHEMA_VERSION};
+    use crate::{ProbeId, Timestamp};
+
+    const ENVELOPE: [&str; 5] = ["schema", "probe_id", "location", "timestamp", "probe_type"];
+
+    pub(super) struct MessageVisitor;
+
+    impl<'de> Visitor<'de> for MessageVisitor {
+        type Value = Message;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a wire message")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+            let (mut schema, mut probe_id, mut location, mut timestamp) = (None, None, None, None);
+            while let Some(key) = map.next_key::<&'de str>()? {
+                match key {
+                    "schema" if schema.is_none() => schema = Some(map.next_value::<u32>()?),
+                    "probe_id" if probe_id.is_none() => probe_id = Some(map.next_value::<ProbeId>()?),
+                    "location" if location.is_none() => location = Some(map.next_value::<String>()?),
+                    "timestamp" if timestamp.is_none() => timestamp = Some(map.next_value::<Timestamp>()?),
+                    "probe_type" => {
+                        let kind: ProbeType = map.next_value()?;
+                        let (Some(schema), Some(probe_id), Some(location), Some(timestamp)) =
+                            (schema, probe_id, location, timestamp)
+                        else {
+                            return Err(de::Error::custom("envelope incomplete before probe_type"));
+                        };
+                        if schema != SCHEMA_VERSION {
+                            return Err(de::Error::custom("other schema"));
+                        }
+                        let rest = de::value::MapAccessDeserializer::new(BodyKeys(map));
+                        let body = match kind {
+                            ProbeType::Icmp => Body::Icmp(Icmp::deserialize(rest)?),
+                            ProbeType::Dns => Body::Dns(Dns::deserialize(rest)?),
+                            ProbeType::Http => Body::Http(Http::deserialize(rest)?),
+                            ProbeType::Mtr => Body::Mtr(Mtr::deserialize(rest)?),
+                            ProbeType::Bgp => Body::Bgp(Bgp::deserialize(rest)?),
+                            ProbeType::Registry => Body::Registry(Registry::deserialize(rest)?),
+                            ProbeType::Health => Body::Health(Health::deserialize(rest)?),
+                        };
+                        return Ok(Message { schema, probe_id, location, timestamp, body });
+                    }
+                    _ => return Err(de::Error::custom("not for the fast path")),
+                }
+            }
+            Err(de::Error::custom("no probe_type"))
+        }
+    }
+
+    /// The rest of the object after `probe_type`, for the body struct: an
+    /// envelope key there (a duplicate) is an error, as in the checked path.
+    struct BodyKeys<A>(A);
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for BodyKeys<A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+            match self.0.next_key::<&'de str>()? {
+                None => Ok(None),
+                Some(k) if ENVELOPE.contains(&k) => Err(de::Error::custom("envelope key after probe_type")),
+                Some(k) => seed.deserialize(de::value::BorrowedStrDeserializer::new(k)).map(Some),
+            }
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+            self.0.next_value_seed(seed)
+        }
+    }
+}
+
+/// The checked path of [`decode`]: schema first, then the whole message
+/// with the path of a bad field.
+fn decode_checked(bytes: &[u8]) -> Result<Message, Error> {
     #[derive(Deserialize)]
     struct Head {
         schema: Option<serde_json::Number>,
@@ -320,4 +423,85 @@ fn map_json_error(e: serde_json::Error, path: String) -> Error {
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let rest = s.strip_prefix(start)?;
     rest.split_once(end).map(|(inner, _)| inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// JSON text of `map` with the envelope keys first, in the order the
+    /// agent writes them (the fast path's case), then the others.
+    fn agent_order(map: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort_by_key(|k| fast_rank(k));
+        let fields: Vec<String> =
+            keys.iter().map(|k| format!("{}:{}", serde_json::json!(k), map[k.as_str()])).collect();
+        format!("{{{}}}", fields.join(",")).into_bytes()
+    }
+
+    fn fast_rank(k: &str) -> usize {
+        ["schema", "probe_id", "location", "timestamp", "probe_type"].iter().position(|e| *e == k).unwrap_or(5)
+    }
+
+    /// The golden messages and variants of them (fields dropped, retyped,
+    /// duplicated, moved, unknown ones added, envelope values broken), in
+    /// the agent's key order and sorted: whatever the fast path accepts,
+    /// the checked path accepts and reads the same.
+    #[test]
+    fn fast_path_agrees_with_the_checked_path() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        let (mut cases, mut fast) = (0, 0);
+        for entry in std::fs::read_dir(&dir).expect("golden dir") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("golden file");
+            let value: serde_json::Value = serde_json::from_str(&text).expect("golden json");
+            let serde_json::Value::Object(map) = value else { panic!("{} is not an object", path.display()) };
+            let golden = agent_order(&map);
+            assert!(decode_fast(&golden).is_some(), "{} in agent order takes the fast path", path.display());
+            let mut variants = vec![text.clone().into_bytes(), golden.clone()];
+            let mut maps = vec![];
+            for key in map.keys() {
+                let mut m = map.clone();
+                m.remove(key);
+                maps.push(m);
+                for bad in
+                    [serde_json::json!("x"), serde_json::json!(1.5), serde_json::json!(null), serde_json::json!([])]
+                {
+                    let mut m = map.clone();
+                    m.insert(key.clone(), bad);
+                    maps.push(m);
+                }
+            }
+            let mut m = map.clone();
+            m.insert("unknown_extra".into(), serde_json::json!({"a": [1, 2]}));
+            maps.push(m);
+            for m in &maps {
+                variants.push(serde_json::to_vec(m).expect("json"));
+                variants.push(agent_order(m));
+            }
+            let body = String::from_utf8(golden).expect("utf-8");
+            let open = &body[..body.len() - 1];
+            variants.push(format!("{{\"probe_type\":\"icmp\",{}", &body[1..]).into_bytes());
+            variants.push(format!("{{\"schema\":2,{}", &body[1..]).into_bytes());
+            variants.push(body.replacen("\"schema\":1", "\"schema\":1.0", 1).into_bytes());
+            variants.push(body.replacen("\"schema\":1", "\"schema\":2", 1).into_bytes());
+            variants.push(format!("{open},\"location\":\"again\"}}").into_bytes());
+            variants.push(format!("{open},\"probe_type\":\"dns\"}}").into_bytes());
+            variants.push(format!("{open},\"unknown_late\":[1]}}").into_bytes());
+            variants.push(format!("{open}}} trailing").into_bytes());
+            variants.push(body.replacen("\"probe_id\"", "\"probe\\u005fid\"", 1).into_bytes());
+            for v in variants {
+                let checked = decode_checked(&v).ok();
+                let got = decode_fast(&v);
+                // The fast path may decline (the checked path then decides),
+                // never accept what the checked path refuses or read it otherwise.
+                if got.is_some() {
+                    fast += 1;
+                    assert_eq!(got, checked, "{}", String::from_utf8_lossy(&v));
+                }
+                cases += 1;
+            }
+        }
+        assert!(cases > 200 && fast > 50, "{cases} cases, {fast} on the fast path");
+    }
 }
