@@ -79,6 +79,7 @@ impl Identity {
             spool_messages: counters.spool_messages,
             spool_dropped_messages: counters.spool_dropped_messages,
             kafka_connected,
+            feeds: Vec::new(),
             instance: self.instance.clone(),
         }))
     }
