@@ -35,10 +35,15 @@ macro_rules! probe_types {
                 #[serde(default, deserialize_with = "probe_tables")]
                 pub $table: Vec<$probe>,
             )+
+            /// The `[[bgp]]` tables: watched prefixes. BGP is a stream, not
+            /// a periodic run: see [`probe::bgp`].
+            #[serde(default)]
+            pub bgp: Vec<probe::bgp::Table>,
         }
 
         /// Every probe type this agent runs, in config order.
-        pub const PROBE_TYPES: &[probe::Registered] = &[$(probe::Registered::of::<$probe>()),+];
+        pub const PROBE_TYPES: &[probe::Registered] =
+            &[$(probe::Registered::of::<$probe>()),+, probe::Registered::stream(ProbeType::Bgp)];
 
         impl Config {
             /// Every configured target, in file order, limited to `only`
@@ -51,6 +56,15 @@ macro_rules! probe_types {
                     }
                 )+
                 all
+            }
+
+            /// The `[[bgp]]` tables, unless `only` leaves BGP out.
+            pub fn bgp_tables(&self, only: &[ProbeType]) -> Vec<probe::bgp::Table> {
+                if only.is_empty() || only.contains(&ProbeType::Bgp) {
+                    self.bgp.clone()
+                } else {
+                    Vec::new()
+                }
             }
         }
     };
@@ -138,6 +152,7 @@ impl Config {
                 target.asn_table = Some(std::sync::Arc::clone(&table));
             }
         }
+        probe::bgp::config::finish(&mut config.bgp).map_err(fail)?;
         let a = &config.agent;
         if a.heartbeat_interval.is_zero() || a.registry_interval.is_zero() {
             return Err(fail("[agent] heartbeat_interval and registry_interval must be > 0".into()));

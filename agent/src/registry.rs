@@ -79,7 +79,7 @@ impl Identity {
             spool_messages: counters.spool_messages,
             spool_dropped_messages: counters.spool_dropped_messages,
             kafka_connected,
-            feeds: Vec::new(),
+            feeds: counters.feeds.clone(),
             instance: self.instance.clone(),
         }))
     }
@@ -102,6 +102,8 @@ pub struct Counters {
     pub spool_messages: u64,
     /// Messages lost since start (spool bound, or no spool yet).
     pub spool_dropped_messages: u64,
+    /// The BGP feeds and whether each is live.
+    pub feeds: Vec<netprobe_wire::msg::FeedStatus>,
 }
 
 /// The local address the kernel would use towards `broker` (UDP connect

@@ -213,6 +213,11 @@ impl Registered {
     pub const fn of<P: Probe>() -> Self {
         Registered { probe_type: P::TYPE, concurrency: P::CONCURRENCY }
     }
+
+    /// A stream type (BGP): no periodic runs, so no run concurrency.
+    pub const fn stream(probe_type: ProbeType) -> Self {
+        Registered { probe_type, concurrency: 0 }
+    }
 }
 
 /// The registered probe type named `name` (as in `--only icmp,dns`).
