@@ -289,7 +289,7 @@ mod tests {
             (t("prefix = \"192.0.2.0/24\"\nsource = \"ris-live\"\nflap_window = \"0s\"\n"), "line 8", "flap_window"),
             (
                 t("prefix = \"192.0.2.0/24\"\nsource = \"ris-live\"\nvisibility_min_peer = 2\n"),
-                "line 11",
+                "line 12",
                 "visibility_min_peer",
             ),
             (t("source = \"ris-live\"\n"), "line 8", "prefix"),
