@@ -8,6 +8,7 @@
 //! `probe_types!` list in `config.rs`: adding a type is its wire message,
 //! its module here and one line there.
 
+pub mod bgp;
 pub mod dns;
 pub mod http;
 pub mod icmp;
