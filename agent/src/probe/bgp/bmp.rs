@@ -326,7 +326,20 @@ impl Connection {
                         peer_asn: who.asn,
                         peer_bgp_id: Some(who.bgp_id),
                         prefix,
-                        ..BgpElem::default()
+                        // Spelled out: BgpElem::default() has next hop 0.0.0.0.
+                        next_hop: None,
+                        as_path: None,
+                        origin_asns: None,
+                        origin: None,
+                        local_pref: None,
+                        med: None,
+                        communities: None,
+                        atomic: false,
+                        aggr_asn: None,
+                        aggr_ip: None,
+                        only_to_customer: None,
+                        unknown: None,
+                        deprecated: None,
                     };
                     if !self.send(elem).await {
                         return false;
