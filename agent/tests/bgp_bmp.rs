@@ -244,25 +244,13 @@ async fn expect_closed(stream: &mut TcpStream, what: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gobgp_announce_change_withdraw_peer_down_and_garbage() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind station");
-    let station = listener.local_addr().expect("addr");
-    let (tx, mut rx) = mpsc::channel(256);
-    let health = Arc::new(FeedHealth::new(format!("bmp {station}")));
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(bmp::serve(listener, tx, Arc::clone(&health), shutdown.clone(), BmpOptions::default()));
-
-    // Garbage before any router: an HTTP request is not BMP version 3.
-    let mut junk = connect_from(Ipv4Addr::new(127, 0, 0, 5), station).await;
-    junk.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
-    expect_closed(&mut junk, "HTTP on the BMP port").await;
-    assert_eq!(health.malformed.load(Ordering::Relaxed), 1);
-
+/// Starts `origin` (AS 64500 on 127.0.0.2, passive) and `router` (AS
+/// 64512 on 127.0.0.3, peering with it and reporting pre-policy Adj-RIB-In
+/// over BMP to `station`).
+fn start_routers(dir: &Path, station: SocketAddr) -> (Gobgpd, Gobgpd) {
     let origin_port = free_port("127.0.0.2");
     let origin = Gobgpd::start(
-        dir.path(),
+        dir,
         "origin",
         &format!(
             r#"
@@ -281,9 +269,8 @@ async fn gobgp_announce_change_withdraw_peer_down_and_garbage() {
 "#
         ),
     );
-    let mut origin = origin;
     let router = Gobgpd::start(
-        dir.path(),
+        dir,
         "router",
         &format!(
             r#"
@@ -310,6 +297,26 @@ async fn gobgp_announce_change_withdraw_peer_down_and_garbage() {
             station.port()
         ),
     );
+    (origin, router)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gobgp_announce_change_withdraw_peer_down_and_garbage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind station");
+    let station = listener.local_addr().expect("addr");
+    let (tx, mut rx) = mpsc::channel(256);
+    let health = Arc::new(FeedHealth::new(format!("bmp {station}")));
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(bmp::serve(listener, tx, Arc::clone(&health), shutdown.clone(), BmpOptions::default()));
+
+    // Garbage before any router: an HTTP request is not BMP version 3.
+    let mut junk = connect_from(Ipv4Addr::new(127, 0, 0, 5), station).await;
+    junk.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    expect_closed(&mut junk, "HTTP on the BMP port").await;
+    assert_eq!(health.malformed.load(Ordering::Relaxed), 1);
+
+    let (mut origin, router) = start_routers(dir.path(), station);
     poll_until("the router's BMP session", || health.connected.load(Ordering::Relaxed)).await;
 
     // Announce.
@@ -417,4 +424,44 @@ async fn connections_beyond_the_limit_are_refused_and_bind_errors_reported() {
 
     shutdown.cancel();
     tokio::time::timeout(DEADLINE, server).await.expect("station stops").expect("station task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_list_filters_and_peer_down_tracking_is_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind station");
+    let station = listener.local_addr().expect("addr");
+    let (tx, mut rx) = mpsc::channel(256);
+    let health = Arc::new(FeedHealth::new(format!("bmp {station}")));
+    let shutdown = CancellationToken::new();
+    let options = BmpOptions {
+        watch: vec!["198.51.100.0/24".parse().expect("net")],
+        tracked_routes_per_router: 1,
+        ..BmpOptions::default()
+    };
+    let server = tokio::spawn(bmp::serve(listener, tx, Arc::clone(&health), shutdown.clone(), options));
+    let (mut origin, router) = start_routers(dir.path(), station);
+    poll_until("the router's BMP session", || health.connected.load(Ordering::Relaxed)).await;
+
+    // Unwatched: not passed on (the next elem is the watched /24).
+    origin.cli(&["global", "rib", "-a", "ipv4", "add", "203.0.113.0/24", "aspath", "64777", "origin", "igp"]);
+    origin.cli(&["global", "rib", "-a", "ipv4", "add", "198.51.100.0/24", "aspath", "64501", "origin", "igp"]);
+    assert_eq!(
+        next_elem(&mut rx, "the watched /24", &[&origin, &router]).await,
+        announce("198.51.100.0/24", &[64500, 64501], None)
+    );
+    origin.cli(&["global", "rib", "-a", "ipv4", "add", "198.51.100.128/25", "aspath", "64666", "origin", "igp"]);
+    assert_eq!(
+        next_elem(&mut rx, "the watched /25", &[&origin, &router]).await,
+        announce("198.51.100.128/25", &[64500, 64666], None)
+    );
+
+    // Peer Down: only the one tracked route (limit 1) is withdrawn.
+    origin.stop();
+    assert_eq!(next_elem(&mut rx, "the Peer Down withdrawal", &[&origin, &router]).await, withdraw("198.51.100.0/24"));
+
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, server).await.expect("station stops on shutdown").expect("station task");
+    assert!(rx.recv().await.is_none(), "nothing else: the unwatched prefix and the untracked /25 stay out");
+    drop(router);
 }
