@@ -299,6 +299,7 @@ async fn a_silent_connection_is_stale_pinged_then_replaced() {
     let shutdown = CancellationToken::new();
     let stale_after = Duration::from_secs(1);
     let options = RisLiveOptions {
+        ca_file: None,
         stale_after,
         ping_interval: Duration::from_millis(200),
         connect_timeout: Duration::from_secs(5),
@@ -336,4 +337,108 @@ async fn a_silent_connection_is_stale_pinged_then_replaced() {
 
     shutdown.cancel();
     tokio::time::timeout(DEADLINE, client).await.expect("client stops on shutdown").expect("client task");
+}
+
+/// `wss://` through rustls (ring) to a local TLS websocket server whose
+/// certificate is signed by a test CA given as `ca_file`; then the same
+/// server with the system roots only: refused, nothing delivered.
+#[tokio::test]
+async fn wss_with_a_private_ca_and_an_untrusted_server() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "netprobe RIS Live test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA cert");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &Issuer::from_params(&ca_params, &ca_key))
+        .expect("leaf cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write CA");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .expect("server cert");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("wss://localhost:{}/v1/ws/", listener.local_addr().expect("addr").port());
+    let (tx, mut rx) = mpsc::channel(8);
+    let health = Arc::new(FeedHealth::new(format!("ris-live {url}")));
+    let shutdown = CancellationToken::new();
+    let options = RisLiveOptions { ca_file: Some(ca_file), ..RisLiveOptions::default() };
+    let client =
+        tokio::spawn(ris_live::run_with(url.clone(), watched(), tx, Arc::clone(&health), shutdown.clone(), options));
+
+    let (tcp, _) = tokio::time::timeout(DEADLINE, listener.accept()).await.expect("client connects").expect("accept");
+    let tls = acceptor.accept(tcp).await.expect("TLS handshake with the client");
+    let mut ws = tokio_tungstenite::accept_async(tls).await.expect("websocket handshake");
+    let mut pings = 0;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let text = loop {
+            match tokio::time::timeout(DEADLINE, ws.next()).await.expect("frame in time").expect("open").expect("frame")
+            {
+                Message::Text(t) => break t.as_str().to_owned(),
+                Message::Ping(_) => pings += 1,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        };
+        got.push(serde_json::from_str::<Value>(&text).expect("JSON"));
+    }
+    assert_eq!(
+        got,
+        vec![
+            json!({"type": "ris_subscribe", "data": {"prefix": "198.51.100.0/24", "moreSpecific": true, "type": "UPDATE"}}),
+            json!({"type": "ris_subscribe", "data": {"prefix": "2001:db8::/32", "moreSpecific": true, "type": "UPDATE"}}),
+        ]
+    );
+    assert_eq!(pings, 0, "no ping within the first 30 s");
+    let frame = update(
+        "rrc21",
+        "192.0.2.9",
+        64499,
+        json!({
+        "path": [64499, 64500], "origin": "IGP",
+        "announcements": [{"next_hop": "192.0.2.9", "prefixes": ["198.51.100.0/24"]}]}),
+    );
+    ws.send(Message::text(frame)).await.expect("send");
+    assert_eq!(
+        recv_n(&mut rx, 1).await,
+        vec![Seen {
+            kind: ElemType::ANNOUNCE,
+            prefix: "198.51.100.0/24".into(),
+            peer_ip: ip("192.0.2.9"),
+            peer_asn: 64499,
+            as_path: Some(AsPath::from_segments(vec![AsPathSegment::sequence([64499, 64500])])),
+            origins: Some(vec![64500]),
+            next_hop: Some(ip("192.0.2.9")),
+            communities: None,
+            collector: "rrc21".into()
+        }]
+    );
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, client).await.expect("client stops").expect("client task");
+
+    // The same server, but the client trusts only the system roots.
+    let (tx, mut rx) = mpsc::channel(8);
+    let health = Arc::new(FeedHealth::new("ris-live untrusted"));
+    let shutdown = CancellationToken::new();
+    let client = tokio::spawn(ris_live::run(url, watched(), tx, Arc::clone(&health), shutdown.clone()));
+    let (tcp, _) = tokio::time::timeout(DEADLINE, listener.accept()).await.expect("client connects").expect("accept");
+    assert!(acceptor.accept(tcp).await.is_err(), "the client must reject a certificate from an unknown CA");
+    assert!(!health.connected.load(Ordering::Relaxed));
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, client).await.expect("client stops").expect("client task");
+    assert!(rx.try_recv().is_err(), "nothing delivered");
+    assert_eq!(health.reconnects.load(Ordering::Relaxed), 0);
 }

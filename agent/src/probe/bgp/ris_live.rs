@@ -22,8 +22,11 @@
 //!   exponential backoff with jitter (1 s doubling to 60 s; reset once a
 //!   connection delivered a frame), reconnects and subscribes again.
 //!
-//! TLS (`wss://`) uses rustls with the ring provider and the system roots.
+//! TLS (`wss://`) uses rustls with the ring provider and the system roots
+//! (or only the CAs of [`RisLiveOptions::ca_file`], e.g. for a private
+//! relay).
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use bgpkit_parser::parse_ris_live_message_iter;
 use futures_util::{SinkExt, StreamExt};
 use netprobe_wire::msg::BgpSource;
+use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -45,6 +49,9 @@ pub const LOG_EXCERPT_BYTES: usize = 200;
 /// Timers of the client. [`run`] uses the defaults; tests shorten them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RisLiveOptions {
+    /// PEM file of the CAs trusted for `wss://` instead of the system
+    /// roots (default none: system roots).
+    pub ca_file: Option<PathBuf>,
     /// A connection that delivers no frame for this long is closed and
     /// replaced (default 5 minutes).
     pub stale_after: Duration,
@@ -61,6 +68,7 @@ pub struct RisLiveOptions {
 impl Default for RisLiveOptions {
     fn default() -> Self {
         Self {
+            ca_file: None,
             stale_after: Duration::from_secs(300),
             ping_interval: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
@@ -161,7 +169,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     async fn run(&mut self) -> End {
-        let connector = match ws_connector(self.url) {
+        let connector = match ws_connector(self.url, self.options.ca_file.as_deref()) {
             Ok(c) => c,
             Err(e) => return End::Dropped(e),
         };
@@ -321,11 +329,23 @@ pub fn excerpt(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-/// The TLS connector for `wss://` (rustls, ring, system roots); `None` for
-/// plain `ws://`.
-fn ws_connector(url: &str) -> Result<Option<Connector>, String> {
+/// The TLS connector for `wss://` (rustls, ring; the CAs of `ca_file` or
+/// the system roots); `None` for plain `ws://`.
+fn ws_connector(url: &str, ca_file: Option<&std::path::Path>) -> Result<Option<Connector>, String> {
     if !url.starts_with("wss://") {
         return Ok(None);
+    }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: cannot read: {e}", path.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("ca_file {}: bad PEM: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("ca_file {}: bad certificate: {e}", path.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("ca_file {}: holds no PEM certificate", path.display()));
+        }
+        return Ok(Some(Connector::Rustls(tls_config(roots)?)));
     }
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     let config = CONFIG
@@ -336,16 +356,21 @@ fn ws_connector(url: &str) -> Result<Option<Connector>, String> {
             }
             let mut roots = rustls::RootCertStore::empty();
             roots.add_parsable_certificates(loaded.certs);
-            let config =
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| format!("TLS settings: {e}"))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-            Ok(Arc::new(config))
+            tls_config(roots)
         })
         .clone()?;
     Ok(Some(Connector::Rustls(config)))
+}
+
+/// TLS 1.2/1.3 client settings (ring) trusting `roots`; no ALPN (the
+/// websocket upgrade is HTTP/1.1).
+fn tls_config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS settings: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// Exponential backoff with jitter: each wait is drawn from [w/2, w] where
