@@ -9,9 +9,11 @@
 //! state machine ([`state::Monitor`]) classifies them, and the events go
 //! through the same publisher and spool as every measurement.
 
+pub mod bmp;
 pub mod config;
 pub mod feed;
 pub mod mrt;
+pub mod ris_live;
 pub mod rpki;
 pub mod state;
 
@@ -83,13 +85,20 @@ impl BgpRuntime {
                 Source::Mrt { location, poll_interval } => {
                     tokio::spawn(mrt::run(location, poll_interval, tx, Arc::clone(&health), token));
                 }
-                Source::RisLive { .. } | Source::Bmp { .. } => {
-                    cancel.cancel();
-                    return Err(format!(
-                        "[[bgp]] {}: source {} is not built in this branch",
-                        tables.first().map(|t| t.label()).unwrap_or_default(),
-                        source.name()
-                    ));
+                Source::RisLive { url } => {
+                    let prefixes = tables.iter().flat_map(|t| t.prefixes.iter().copied()).collect();
+                    tokio::spawn(ris_live::run(url, prefixes, tx, Arc::clone(&health), token));
+                }
+                Source::Bmp { listen } => {
+                    // Only watched prefixes (and their more-specifics) are passed on and tracked.
+                    let watch = tables.iter().flat_map(|t| t.prefixes.iter().copied()).collect();
+                    let options = bmp::BmpOptions { watch, ..bmp::BmpOptions::default() };
+                    let feed = Arc::clone(&health);
+                    tokio::spawn(async move {
+                        if let Err(e) = bmp::run_with(listen, tx, feed, token, options).await {
+                            tracing::error!(%listen, error = %e, "BMP station cannot listen; the feed stays down");
+                        }
+                    });
                 }
             }
             let monitor = state::Monitor::new(tables.iter().map(|t| t.watch()).collect());
