@@ -79,7 +79,8 @@ fn main() {
             let watched: u32 = arg(3).parse().expect("watched");
             let watch = Watch {
                 prefixes: (0..watched).map(prefix).collect(),
-                expected_origins: (64500..65500).collect(),
+                // The generator originates prefix p from 64500 + p % 1000.
+                expected_origins: (64500..64500 + watched).collect(),
                 allowed_upstreams: Vec::new(),
                 flap_threshold: 10,
                 flap_window: Duration::from_secs(600),

@@ -167,7 +167,7 @@ impl PrefixState {
 /// The state machine for the watches of one source.
 #[derive(Debug)]
 pub struct Monitor {
-    watches: Vec<Watch>,
+    watches: Vec<Arc<Watch>>,
     v4: PrefixMap<Ipv4Net, usize>,
     v6: PrefixMap<Ipv6Net, usize>,
     routes: HashMap<IpNet, PrefixState>,
@@ -194,7 +194,7 @@ impl Monitor {
             }
         }
         Monitor {
-            watches,
+            watches: watches.into_iter().map(Arc::new).collect(),
             v4,
             v6,
             routes: HashMap::new(),
@@ -269,7 +269,7 @@ impl Monitor {
     fn announce(&mut self, fe: &FeedElem, prefix: IpNet, watched: IpNet, wi: usize, peer: (u32, IpAddr)) -> Vec<Bgp> {
         let route = route_of(fe);
         let exact = prefix == watched;
-        let watch = self.watches[wi].clone();
+        let watch = Arc::clone(&self.watches[wi]);
         let mut full = false;
         let prev = match self.route_state(prefix, watched) {
             Some(state) => state.peers.get(&peer).cloned(),
