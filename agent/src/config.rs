@@ -35,10 +35,15 @@ macro_rules! probe_types {
                 #[serde(default, deserialize_with = "probe_tables")]
                 pub $table: Vec<$probe>,
             )+
+            /// The `[[bgp]]` tables: watched prefixes. BGP is a stream, not
+            /// a periodic run: see [`probe::bgp`].
+            #[serde(default)]
+            pub bgp: Vec<probe::bgp::Table>,
         }
 
         /// Every probe type this agent runs, in config order.
-        pub const PROBE_TYPES: &[probe::Registered] = &[$(probe::Registered::of::<$probe>()),+];
+        pub const PROBE_TYPES: &[probe::Registered] =
+            &[$(probe::Registered::of::<$probe>()),+, probe::Registered::stream(ProbeType::Bgp)];
 
         impl Config {
             /// Every configured target, in file order, limited to `only`
@@ -51,6 +56,15 @@ macro_rules! probe_types {
                     }
                 )+
                 all
+            }
+
+            /// The `[[bgp]]` tables, unless `only` leaves BGP out.
+            pub fn bgp_tables(&self, only: &[ProbeType]) -> Vec<probe::bgp::Table> {
+                if only.is_empty() || only.contains(&ProbeType::Bgp) {
+                    self.bgp.clone()
+                } else {
+                    Vec::new()
+                }
             }
         }
     };
@@ -138,6 +152,7 @@ impl Config {
                 target.asn_table = Some(std::sync::Arc::clone(&table));
             }
         }
+        probe::bgp::config::finish(&mut config.bgp).map_err(fail)?;
         let a = &config.agent;
         if a.heartbeat_interval.is_zero() || a.registry_interval.is_zero() {
             return Err(fail("[agent] heartbeat_interval and registry_interval must be > 0".into()));
@@ -222,6 +237,7 @@ mod tests {
         assert_eq!(config.agent.heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL);
         assert_eq!(config.agent.registry_interval, DEFAULT_REGISTRY_INTERVAL);
         assert_eq!(config.targets(&[]).len(), 4);
+        assert_eq!(config.bgp.len(), 1);
         assert_eq!(config.targets(&[netprobe_wire::ProbeType::Dns]).len(), 1);
         assert_eq!(config.icmp[0].count, 5);
         let mtr = &config.mtr[0];
@@ -230,6 +246,76 @@ mod tests {
             (Duration::from_secs(300), 10, 1, 30, probe::mtr::Protocol::Icmp, None)
         );
         assert_eq!((mtr.round_interval, mtr.timeout), (Duration::from_secs(1), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn bgp_table_defaults_and_sources() {
+        let config = load(include_str!("../agent.example.toml")).expect("example parses");
+        let t = &config.bgp[0];
+        assert_eq!(t.prefixes, ["192.0.2.0/24".parse::<ipnet::IpNet>().expect("prefix")]);
+        assert_eq!((t.flap_threshold, t.flap_window, t.visibility_min_peers), (10, Duration::from_secs(600), 3));
+        assert_eq!(
+            t.source,
+            probe::bgp::Source::RisLive { url: "wss://ris-live.ripe.net/v1/ws/?client=netprobe".into() }
+        );
+        assert!(t.allowed_upstreams.is_empty() && t.vrps.is_none());
+        let config = load(&format!(
+            "{HEAD}[[bgp]]\nprefixes = [\"192.0.2.0/24\", \"2001:db8::/32\"]\nexpected_origins = [1]\n\
+             source = \"mrt:/srv/rrc00\"\npoll_interval = \"1m\"\n[[bgp]]\nprefix = \"198.51.100.0/24\"\n\
+             expected_origins = [2]\nsource = \"bmp:[::]:11019\"\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            config.bgp[0].source,
+            probe::bgp::Source::Mrt { location: "/srv/rrc00".into(), poll_interval: Duration::from_secs(60) }
+        );
+        assert_eq!(config.bgp[1].source, probe::bgp::Source::Bmp { listen: "[::]:11019".parse().expect("addr") });
+        assert_eq!(config.bgp_tables(&[ProbeType::Icmp]).len(), 0);
+        assert_eq!(config.bgp_tables(&[ProbeType::Bgp]).len(), 2);
+    }
+
+    #[test]
+    fn bad_bgp_tables_name_file_line_and_key() {
+        let t = |body: &str| format!("{HEAD}[[bgp]]\nexpected_origins = [64500]\n{body}");
+        let cases = [
+            (t("prefix = \"192.0.2.1/24\"\nsource = \"ris-live\"\n"), "line 8", "host bits"),
+            (t("prefix = \"192.0.2.0/24\"\nsource = \"rislive\"\n"), "line 8", "source"),
+            (t("prefix = \"192.0.2.0/24\"\nsource = \"bmp:nowhere\"\n"), "line 8", "source"),
+            (
+                t("prefix = \"192.0.2.0/24\"\nsource = \"ris-live\"\npoll_interval = \"1m\"\n"),
+                "line 8",
+                "poll_interval",
+            ),
+            (t("prefix = \"192.0.2.0/24\"\nsource = \"ris-live\"\nflap_window = \"0s\"\n"), "line 8", "flap_window"),
+            (
+                t("prefix = \"192.0.2.0/24\"\nsource = \"ris-live\"\nvisibility_min_peer = 2\n"),
+                "line 12",
+                "visibility_min_peer",
+            ),
+            (t("source = \"ris-live\"\n"), "line 8", "prefix"),
+            (
+                format!("{HEAD}[[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = []\nsource = \"ris-live\"\n"),
+                "line 8",
+                "expected_origins",
+            ),
+        ];
+        for (text, line, key) in cases {
+            let err = load(&text).expect_err(key).to_string();
+            assert!(err.contains("agent.toml") && err.contains(line) && err.contains(key), "{key}: {err}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vrps = dir.path().join("vrps.json");
+        std::fs::write(&vrps, "{\"roas\": [\n{\"asn\": 1, \"prefix\": \"x\", \"maxLength\": 24}]}").expect("write");
+        let err = load(&t(&format!("prefix = \"192.0.2.0/24\"\nsource = \"ris-live\"\nvrp_file = {vrps:?}\n")))
+            .expect_err("bad VRP file")
+            .to_string();
+        assert!(err.contains("vrp_file") && err.contains("vrps.json:2:"), "{err}");
+        let twice = format!(
+            "{HEAD}[[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = [1]\nsource = \"ris-live\"\n\
+             [[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = [2]\nsource = \"ris-live\"\n"
+        );
+        let err = load(&twice).expect_err("same prefix twice").to_string();
+        assert!(err.contains("[[bgp]] #2") && err.contains("already watched"), "{err}");
     }
 
     #[test]

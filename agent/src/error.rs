@@ -28,6 +28,9 @@ pub enum Error {
         /// Why it cannot be taken.
         message: String,
     },
+    /// A `[[bgp]]` source cannot start (e.g. not built in this version).
+    #[error("BGP monitor: {0}")]
+    Bgp(String),
     /// librdkafka refused to create the producer.
     #[error("Kafka producer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),

@@ -77,15 +77,16 @@ pub async fn run(
 
     let stats = Arc::new(run_counters::RunCounters::default());
     let (results, mut inbox) = mpsc::channel::<Message>(4096);
+    let mut bgp = start_bgp(config.bgp_tables(&only), &identity, &results, &cancel)?;
     let mut scheduler = scheduler::Scheduler::new(
         identity.probe_id.clone(),
         identity.location.clone(),
-        results,
+        results.clone(),
         Arc::clone(&stats),
         scheduler::Limits::default(),
     );
     let targets = config.targets(&only);
-    let mut available = available_types(&targets);
+    let mut available = available_types(&targets, bgp.as_ref());
     scheduler.apply(targets);
     tracing::info!(probe_id = %identity.probe_id, instance = identity.instance, targets = scheduler.len(), "agent running");
     on_ready();
@@ -100,7 +101,18 @@ pub async fn run(
             Some(msg) = inbox.recv() => publisher.publish(&msg),
             Some(new) = reloads.recv() => {
                 let targets = new.targets(&only);
-                available = available_types(&targets);
+                let tables = new.bgp_tables(&only);
+                if bgp.as_ref().map_or(!tables.is_empty(), |b| b.tables() != tables.as_slice()) {
+                    // New prefixes, sources or VRPs: the monitors start over.
+                    if let Some(old) = bgp.take() {
+                        old.stop();
+                    }
+                    bgp = start_bgp(tables, &identity, &results, &cancel).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "BGP monitor not restarted");
+                        None
+                    });
+                }
+                available = available_types(&targets, bgp.as_ref());
                 let (started, stopped) = scheduler.apply(targets);
                 tracing::info!(started, stopped, targets = scheduler.len(), "config reloaded");
                 publisher.publish(&identity.registry(available.clone()));
@@ -114,11 +126,15 @@ pub async fn run(
                     runs_last_hour,
                     spool_messages: publisher.spool_messages(),
                     spool_dropped_messages: publisher.dropped_messages(),
+                    feeds: bgp.as_mut().map(|b| b.feed_status()).unwrap_or_default(),
                 };
                 publisher.publish(&identity.health(&counters, publisher.kafka_connected()));
             }
             _ = tick.tick() => {
                 watchdog();
+                if let Some(b) = bgp.as_mut() {
+                    b.feed_status();
+                }
                 kafka_gauge.set(if publisher.kafka_connected() { 1.0 } else { 0.0 });
             }
         }
@@ -127,6 +143,8 @@ pub async fn run(
     // when the last target task has ended.
     scheduler.stop();
     drop(scheduler);
+    drop(bgp);
+    drop(results);
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_GRACE;
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, inbox.recv()).await {
         publisher.publish(&msg);
@@ -155,9 +173,31 @@ fn lock_dir(dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, E
         .map_err(|(_, e)| fail(format!("{e}: another agent uses this spool_dir; give each agent its own")))
 }
 
-/// The probe types among `targets`, for the registry record.
-fn available_types(targets: &[probe::Target]) -> Vec<ProbeType> {
+/// Starts the BGP monitors of `tables` (none without tables).
+fn start_bgp(
+    tables: Vec<probe::bgp::Table>,
+    identity: &registry::Identity,
+    results: &mpsc::Sender<Message>,
+    cancel: &CancellationToken,
+) -> Result<Option<probe::bgp::BgpRuntime>, Error> {
+    if tables.is_empty() {
+        return Ok(None);
+    }
+    let n = tables.len();
+    let runtime =
+        probe::bgp::BgpRuntime::start(tables, &identity.probe_id, &identity.location, results.clone(), cancel)
+            .map_err(Error::Bgp)?;
+    tracing::info!(tables = n, "BGP monitor running");
+    Ok(Some(runtime))
+}
+
+/// The probe types among `targets` (and BGP when it runs), for the
+/// registry record.
+fn available_types(targets: &[probe::Target], bgp: Option<&probe::bgp::BgpRuntime>) -> Vec<ProbeType> {
     let mut types: Vec<ProbeType> = targets.iter().map(probe::Target::probe_type).collect();
+    if bgp.is_some() {
+        types.push(ProbeType::Bgp);
+    }
     types.sort_by_key(|t| t.as_str());
     types.dedup();
     types

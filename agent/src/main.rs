@@ -62,6 +62,22 @@ async fn health_check(config: &Config, only: &[ProbeType]) -> ExitCode {
     let probe_id = netprobe_wire::ProbeId(config.agent.probe_id.clone());
     let messages = scheduler::run_once(&targets, &probe_id, &config.agent.location).await;
     let mut ok = true;
+    // BGP is a stream, not a run: check that each feed can start.
+    for table in config.bgp_tables(only) {
+        match &table.source {
+            netprobe_agent::probe::bgp::Source::Mrt { location, .. }
+                if !location.contains("://") && !std::path::Path::new(location).exists() =>
+            {
+                ok = false;
+                tracing::error!(table = table.label(), %location, "MRT source does not exist");
+            }
+            source => tracing::info!(
+                table = table.label(),
+                feed = source.name(),
+                "BGP is a stream: not run by --health-check"
+            ),
+        }
+    }
     for (target, msg) in targets.iter().zip(&messages) {
         ok &= target.succeeded(&msg.body);
         match msg.encode() {

@@ -79,6 +79,7 @@ impl Identity {
             spool_messages: counters.spool_messages,
             spool_dropped_messages: counters.spool_dropped_messages,
             kafka_connected,
+            feeds: counters.feeds.clone(),
             instance: self.instance.clone(),
         }))
     }
@@ -101,6 +102,8 @@ pub struct Counters {
     pub spool_messages: u64,
     /// Messages lost since start (spool bound, or no spool yet).
     pub spool_dropped_messages: u64,
+    /// The BGP feeds and whether each is live.
+    pub feeds: Vec<netprobe_wire::msg::FeedStatus>,
 }
 
 /// The local address the kernel would use towards `broker` (UDP connect
@@ -127,9 +130,13 @@ mod tests {
         let Body::Registry(r) = &reg.body else { panic!("registry body") };
         assert_eq!(r.version, env!("CARGO_PKG_VERSION"));
         assert_eq!(r.available_metrics, vec![ProbeType::Icmp]);
-        let counters = Counters { runs_last_hour: 7, spool_dropped_messages: 2, ..Counters::default() };
+        let feed =
+            netprobe_wire::msg::FeedStatus { name: "mrt /srv/rrc00".into(), live: false, messages: 3, malformed: 1 };
+        let counters =
+            Counters { runs_last_hour: 7, spool_dropped_messages: 2, feeds: vec![feed.clone()], ..Counters::default() };
         let Body::Health(h) = id.health(&counters, true).body else { panic!("health body") };
         assert_eq!((h.runs_last_hour, h.spool_dropped_messages, h.kafka_connected), (7, 2, true));
+        assert_eq!(h.feeds, [feed]);
     }
 
     #[test]

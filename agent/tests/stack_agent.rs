@@ -58,6 +58,7 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
         dns: vec![dns_target],
         http: vec![http::Target::new(format!("http://{http_addr}/"), Duration::from_secs(1))],
         mtr: Vec::new(),
+        bgp: Vec::new(),
     };
     let cancel = CancellationToken::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -238,6 +239,7 @@ async fn shutdown_publishes_the_run_in_flight() {
         dns: Vec::new(),
         http: vec![target],
         mtr: Vec::new(),
+        bgp: Vec::new(),
     };
     let cancel = CancellationToken::new();
     let (_reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();

@@ -46,6 +46,7 @@ async fn agent_publishes_mtr_results_to_kafka() {
         dns: Vec::new(),
         http: Vec::new(),
         mtr: vec![target],
+        bgp: Vec::new(),
     };
     let cancel = CancellationToken::new();
     let (_reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();

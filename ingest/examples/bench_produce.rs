@@ -185,6 +185,10 @@ fn message(i: u64, ts_ns: i64) -> Message {
             next_hop: Some("2001:db8::1".parse().expect("ip")),
             communities: vec!["3333:100".into()],
             source: BgpSource::RisLive,
+            watched_prefix: None,
+            origin_expected: None,
+            peers_visible: None,
+            rpki_reason: None,
         }),
         90..=98 => Body::Health(Health {
             last_successful_run: Some(ts),
@@ -194,6 +198,7 @@ fn message(i: u64, ts_ns: i64) -> Message {
             spool_messages: 0,
             spool_dropped_messages: 0,
             kafka_connected: true,
+            feeds: Vec::new(),
             instance: None,
         }),
         _ => Body::Registry(Registry {

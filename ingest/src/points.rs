@@ -350,7 +350,14 @@ impl<'a> PointsBuilder<'a> {
             .str("communities", m.communities.join(" "))
             .str("source", m.source.as_str())
             .opt_str("next_hop", m.next_hop.map(|ip| ip.to_string()))
-            .opt_int("origin_asn", m.origin_asn);
+            .opt_int("origin_asn", m.origin_asn)
+            .opt_str("watched_prefix", m.watched_prefix.map(|p| p.to_string()))
+            .opt_int("peers_visible", m.peers_visible)
+            .opt_str("rpki_reason", m.rpki_reason.map(|r| r.as_str()));
+        let f = match m.origin_expected {
+            Some(expected) => f.bool("origin_expected", expected),
+            None => f,
+        };
         self.push("bgp", vec![("prefix", m.prefix.to_string().into()), ("event", m.event.as_str().into())], f);
         Ok(())
     }

@@ -105,6 +105,28 @@ fn instance_is_a_tag_of_registry_and_health_validated_like_every_tag() {
     }
 }
 
+/// The fields added to `bgp` within schema 1 (issue 11): a message written
+/// by hand, the line written by hand from DESIGN.md's bgp row plus them.
+#[test]
+fn bgp_events_of_the_monitor_carry_their_added_fields() {
+    let json = r#"{"schema": 1, "probe_id": "pop-fra-01", "location": "Frankfurt, DE",
+        "timestamp": "2026-11-23T17:31:49.123456789Z", "probe_type": "bgp", "event": "rpki_invalid",
+        "prefix": "192.0.2.0/25", "origin_asn": 64500, "expected_origins": [64500], "as_path": [3333, 64500],
+        "peer_ip": "192.0.2.254", "peer_asn": 3333, "collector": "rrc00", "next_hop": null, "communities": [],
+        "source": "mrt", "watched_prefix": "192.0.2.0/24", "origin_expected": true, "peers_visible": 4,
+        "rpki_reason": "max_length"}"#;
+    let msg = decode(json.as_bytes()).expect("decodes");
+    assert_eq!(
+        lines(&msg),
+        format!(
+            "bgp,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,prefix=192.0.2.0/25,event=rpki_invalid peer_asn=3333i,\
+             peer_ip=\"192.0.2.254\",collector=\"rrc00\",expected_origins=\"64500\",as_path=\"3333 64500\",\
+             communities=\"\",source=\"mrt\",origin_asn=64500i,watched_prefix=\"192.0.2.0/24\",peers_visible=4i,\
+             rpki_reason=\"max_length\",origin_expected=true {TS}\n"
+        )
+    );
+}
+
 fn icmp(probe_id: String, location: String, target: String, error: Option<String>) -> Message {
     Message::new(
         ProbeId(probe_id),

@@ -8,9 +8,11 @@ NETPROBE_CACHE=${NETPROBE_CACHE:-$HOME/.cache/netprobe}
 KAFKA_VERSION=${KAFKA_VERSION:-4.3.1}
 INFLUXDB_VERSION=${INFLUXDB_VERSION:-v2.9.1}
 PKG_CONFIG_VERSION=${PKG_CONFIG_VERSION:-v0.3.0}
+GOBGP_VERSION=${GOBGP_VERSION:-v3.37.0}
 
 KAFKA_LIB="$NETPROBE_CACHE/kafka-$KAFKA_VERSION/libs"
 INFLUXD_BIN="$NETPROBE_CACHE/influxdb-$INFLUXDB_VERSION/influxd"
+GOBGP_BIN="$NETPROBE_CACHE/gobgp-$GOBGP_VERSION/bin"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -53,4 +55,16 @@ install_influxd() {
     ) || die "influxd build failed (see output above)"
     mv "$INFLUXD_BIN.tmp" "$INFLUXD_BIN"
     rm -rf "$work/src"
+}
+
+# GoBGP (gobgpd + gobgp CLI) from its Go module, for the BMP station test
+# (agent/tests/bgp_bmp.rs looks in $GOBGP_BIN, or $NETPROBE_GOBGP_BIN).
+install_gobgp() {
+    [ -x "$GOBGP_BIN/gobgpd" ] && [ -x "$GOBGP_BIN/gobgp" ] && return 0
+    command -v go >/dev/null || die "go not found (Go builds gobgpd)"
+    log "building GoBGP $GOBGP_VERSION (gobgpd, gobgp) into $GOBGP_BIN (cold: about a minute)"
+    mkdir -p "$GOBGP_BIN"
+    GOBIN="$GOBGP_BIN.tmp" go install "github.com/osrg/gobgp/v3/cmd/gobgpd@$GOBGP_VERSION" \
+        "github.com/osrg/gobgp/v3/cmd/gobgp@$GOBGP_VERSION" || die "could not build GoBGP $GOBGP_VERSION"
+    mv "$GOBGP_BIN.tmp/gobgpd" "$GOBGP_BIN.tmp/gobgp" "$GOBGP_BIN/" && rmdir "$GOBGP_BIN.tmp"
 }

@@ -113,6 +113,10 @@ fn fixtures() -> Vec<Message> {
             next_hop: Some(ip("2001:db8::1")),
             communities: vec!["3333:100".into(), "64666:1:2".into()],
             source: BgpSource::RisLive,
+            watched_prefix: None,
+            origin_expected: None,
+            peers_visible: None,
+            rpki_reason: None,
         })),
         message(Body::Registry(Registry {
             ip: Some(ip("198.51.100.7")),
@@ -132,6 +136,7 @@ fn fixtures() -> Vec<Message> {
             spool_messages: 0,
             spool_dropped_messages: 0,
             kafka_connected: true,
+            feeds: Vec::new(),
             instance: Some("icmp".into()),
         })),
     ]

@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netprobe_wire::msg::{Bgp, BgpEvent, BgpSource, Dns, Health, Http, Icmp, Mtr, MtrHop, Registry};
+use netprobe_wire::msg::{
+    Bgp, BgpEvent, BgpSource, Dns, FeedStatus, Health, Http, Icmp, Mtr, MtrHop, Registry, RpkiReason,
+};
 use netprobe_wire::{decode, Body, ErrorClass, Message, ProbeError, ProbeId, ProbeType, Timestamp, Ttl};
 use proptest::prelude::*;
 
@@ -156,25 +158,26 @@ fn prefix() -> impl Strategy<Value = IpNet> {
 }
 
 fn bgp() -> impl Strategy<Value = Body> {
-    let event = prop_oneof![
-        Just(BgpEvent::Announce),
-        Just(BgpEvent::Withdraw),
-        Just(BgpEvent::OriginChange),
-        Just(BgpEvent::MoreSpecific),
-        Just(BgpEvent::Flap),
-        Just(BgpEvent::PathChange),
-    ];
+    let event = proptest::sample::select(BgpEvent::ALL.to_vec());
+    let reason = proptest::option::of(prop_oneof![Just(RpkiReason::Origin), Just(RpkiReason::MaxLength)]);
     let source = prop_oneof![Just(BgpSource::RisLive), Just(BgpSource::Mrt), Just(BgpSource::Bmp)];
     (
         (event, prefix(), proptest::option::of(any::<u32>()), proptest::collection::vec(any::<u32>(), 0..3)),
         (proptest::collection::vec(any::<u32>(), 0..6), any::<IpAddr>(), any::<u32>(), text()),
         (proptest::option::of(any::<IpAddr>()), proptest::collection::vec(text(), 0..3), source),
+        (
+            proptest::option::of(prefix()),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(any::<u32>()),
+            reason,
+        ),
     )
         .prop_map(
             |(
                 (event, prefix, origin_asn, expected_origins),
                 (as_path, peer_ip, peer_asn, collector),
                 (next_hop, communities, source),
+                (watched_prefix, origin_expected, peers_visible, rpki_reason),
             )| {
                 Body::Bgp(Bgp {
                     event,
@@ -188,6 +191,10 @@ fn bgp() -> impl Strategy<Value = Body> {
                     next_hop,
                     communities,
                     source,
+                    watched_prefix,
+                    origin_expected,
+                    peers_visible,
+                    rpki_reason,
                 })
             },
         )
@@ -219,8 +226,9 @@ fn health() -> impl Strategy<Value = Body> {
         any::<u64>(),
         any::<bool>(),
         proptest::option::of(text()),
+        proptest::collection::vec((text(), any::<bool>(), any::<u64>(), any::<u64>()), 0..3),
     )
-        .prop_map(|(last, uptime_s, failures, runs, spool, dropped, connected, instance)| {
+        .prop_map(|(last, uptime_s, failures, runs, spool, dropped, connected, instance, feeds)| {
             Body::Health(Health {
                 last_successful_run: last,
                 uptime_s,
@@ -229,6 +237,10 @@ fn health() -> impl Strategy<Value = Body> {
                 spool_messages: spool,
                 spool_dropped_messages: dropped,
                 kafka_connected: connected,
+                feeds: feeds
+                    .into_iter()
+                    .map(|(name, live, messages, malformed)| FeedStatus { name, live, messages, malformed })
+                    .collect(),
                 instance,
             })
         })

@@ -40,6 +40,7 @@ fn heartbeat(probe_id: &str) -> Message {
             spool_messages: 0,
             spool_dropped_messages: 0,
             kafka_connected: true,
+            feeds: Vec::new(),
             instance: None,
         }),
     )

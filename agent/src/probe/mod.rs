@@ -8,6 +8,7 @@
 //! `probe_types!` list in `config.rs`: adding a type is its wire message,
 //! its module here and one line there.
 
+pub mod bgp;
 pub mod dns;
 pub mod http;
 pub mod icmp;
@@ -211,6 +212,11 @@ impl Registered {
     /// The registry entry of `P`.
     pub const fn of<P: Probe>() -> Self {
         Registered { probe_type: P::TYPE, concurrency: P::CONCURRENCY }
+    }
+
+    /// A stream type (BGP): no periodic runs, so no run concurrency.
+    pub const fn stream(probe_type: ProbeType) -> Self {
+        Registered { probe_type, concurrency: 0 }
     }
 }
 

@@ -196,6 +196,7 @@ fn health(i: i64) -> Health {
         spool_messages: 0,
         spool_dropped_messages: 0,
         kafka_connected: true,
+        feeds: Vec::new(),
         instance: None,
     }
 }

@@ -33,4 +33,24 @@ pub struct Health {
     /// absent (not written) for an agent run as one unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// The BGP feeds of this agent (`[[bgp]]` sources) and whether each is
+    /// live: connected and delivered a message within the last 5 minutes.
+    /// Optional within schema 1: absent (not written) for an agent without
+    /// BGP feeds or one that predates it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds: Vec<FeedStatus>,
+}
+
+/// The liveness of one BGP feed in a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FeedStatus {
+    /// The feed, e.g. `ris-live wss://ris-live.ripe.net/v1/ws/`,
+    /// `mrt /var/lib/netprobe/mrt`, `bmp 0.0.0.0:11019`.
+    pub name: String,
+    /// Connected and a message within the last 5 minutes.
+    pub live: bool,
+    /// Messages received since the agent started.
+    pub messages: u64,
+    /// Messages that could not be parsed since the agent started.
+    pub malformed: u64,
 }

@@ -25,9 +25,9 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use bgp::{Bgp, BgpEvent, BgpSource};
+pub use bgp::{Bgp, BgpEvent, BgpSource, RpkiReason};
 pub use dns::Dns;
-pub use health::Health;
+pub use health::{FeedStatus, Health};
 pub use http::Http;
 pub use icmp::Icmp;
 pub use mtr::{Mtr, MtrHop};

@@ -1,0 +1,126 @@
+//! The BGP monitor fed by MRT files: a scripted story written with
+//! bgpkit-parser's encoder into a polled directory (gzip, bzip2, raw, one
+//! file truncated) goes through the agent's real path (config, MRT source,
+//! state machine) and yields exactly the events worked out by hand.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mrt::{write_story, Expected};
+use netprobe_agent::probe::bgp::BgpRuntime;
+use netprobe_agent::Config;
+use netprobe_wire::{Body, Message, ProbeId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const VRPS: &str = r#"{"roas": [{"asn": "AS64500", "prefix": "192.0.2.0/24", "maxLength": 24, "ta": "test"}]}"#;
+
+fn config(dir: &std::path::Path, source: &str) -> Config {
+    std::fs::write(dir.join("vrps.json"), VRPS).expect("write VRPs");
+    let text = format!(
+        "[agent]\nprobe_id = \"pop-test\"\nlocation = \"Test\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
+         username = \"agent\"\nca_file = \"/ca\"\n[[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = [64500]\n\
+         source = \"{source}\"\npoll_interval = \"1h\"\nallowed_upstreams = [3356, 174]\nflap_threshold = 4\n\
+         flap_window = \"60s\"\nvrp_file = \"{}\"\n",
+        dir.join("vrps.json").display()
+    );
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, text).expect("write config");
+    Config::load(&path).expect("config loads")
+}
+
+/// (event, prefix, peer's last octet, origin) of a message.
+fn summary(msg: &Message) -> (String, String, u8, Option<u32>) {
+    let Body::Bgp(b) = &msg.body else { panic!("not a bgp message: {msg:?}") };
+    let std::net::IpAddr::V4(peer) = b.peer_ip else { panic!("v4 peer") };
+    (b.event.as_str().to_owned(), b.prefix.to_string(), peer.octets()[3], b.origin_asn)
+}
+
+fn owned(e: &[Expected]) -> Vec<(String, String, u8, Option<u32>)> {
+    e.iter().map(|(ev, p, peer, o)| (ev.to_string(), p.to_string(), *peer, *o)).collect()
+}
+
+#[tokio::test]
+async fn the_scripted_story_yields_exactly_its_events() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("rrc00");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let t0 = 1_764_770_400.0;
+    let expected = owned(&write_story(&dir, t0));
+    let config = config(tmp.path(), &format!("mrt:{}", dir.display()));
+    let (tx, mut rx) = mpsc::channel(1024);
+    let cancel = CancellationToken::new();
+    let mut runtime =
+        BgpRuntime::start(config.bgp.clone(), &ProbeId("pop-test".into()), "Test", tx, &cancel).expect("starts");
+
+    let mut got = Vec::new();
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // The story ends with peer 5's first announcement: once it arrives,
+    // every earlier update has been classified (one ordered task).
+    while got.last() != expected.last() {
+        let msg = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; so far {got:#?}"))
+            .expect("channel open");
+        got.push(summary(&msg));
+        messages.push(msg);
+    }
+    assert_eq!(got, expected);
+    assert!(rx.try_recv().is_err(), "no event after the last one");
+
+    // Fields beyond the summary, by hand.
+    let by_event = |e: &str| -> Vec<&netprobe_wire::msg::Bgp> {
+        messages
+            .iter()
+            .filter_map(|m| match &m.body {
+                Body::Bgp(b) if b.event.as_str() == e => Some(b),
+                _ => None,
+            })
+            .collect()
+    };
+    let hijack = by_event("origin_change")[0];
+    assert_eq!((hijack.as_path.as_slice(), hijack.collector.as_str()), (&[65002, 64666][..], "rrc00"));
+    assert_eq!(hijack.expected_origins, [64500]);
+    let invalid: Vec<_> = by_event("rpki_invalid").iter().map(|b| b.rpki_reason.map(|r| r.as_str())).collect();
+    assert_eq!(invalid, [Some("origin"), Some("max_length")]);
+    assert_eq!(by_event("more_specific")[0].origin_expected, Some(true));
+    assert_eq!(by_event("visibility_lost")[0].peers_visible, Some(2));
+    assert_eq!(by_event("visibility_restored")[0].peers_visible, Some(3));
+    // Message time is the update's time (the hijack at t0 + 10 s).
+    let hijack_msg = messages.iter().find(|m| matches!(&m.body, Body::Bgp(b) if b.event.as_str() == "origin_change"));
+    assert_eq!(hijack_msg.expect("hijack").timestamp.to_string(), "2025-12-03T14:00:10.000000000Z");
+
+    // The truncated record was counted, not fatal: the last file was read.
+    let status = runtime.feed_status();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].name, format!("mrt {}", dir.display()));
+    assert_eq!((status[0].malformed, status[0].messages, status[0].live), (1, 20, true));
+    runtime.stop();
+}
+
+#[tokio::test]
+async fn a_single_truncated_file_is_counted_and_the_feed_ends_cleanly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let good = common::mrt::encode(&[common::mrt::update(1.0e9, 1, "192.0.2.0/24", Some(&[65001, 3356, 64500]))]);
+    let mut bytes = good.clone();
+    bytes.extend_from_slice(&good[..good.len() / 2]);
+    let file = tmp.path().join("updates.gz");
+    common::mrt::write(&file, &bytes);
+    // Garbage after gzip: a second, broken gzip member.
+    let mut raw = std::fs::read(&file).expect("read");
+    raw.extend_from_slice(b"\x1f\x8b\x08\x00garbage");
+    std::fs::write(&file, raw).expect("write");
+    let config = config(tmp.path(), &format!("mrt:{}", file.display()));
+    let (tx, mut rx) = mpsc::channel(16);
+    let cancel = CancellationToken::new();
+    let mut runtime = BgpRuntime::start(config.bgp, &ProbeId("p".into()), "l", tx, &cancel).expect("starts");
+    let msg = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("in time").expect("event");
+    assert_eq!(summary(&msg), ("announce".into(), "192.0.2.0/24".into(), 1, Some(64500)));
+    // The source ends after the file: the monitor ends, the channel closes.
+    let end = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("closes in time");
+    assert!(end.is_none(), "{end:?}");
+    let status = runtime.feed_status();
+    assert_eq!((status[0].messages, status[0].malformed, status[0].live), (1, 1, false));
+}

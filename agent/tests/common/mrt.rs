@@ -1,0 +1,142 @@
+//! Writes MRT update files (BGP4MP, RFC 6396) with bgpkit-parser's
+//! `MrtUpdatesEncoder`, and the scripted story the BGP tests replay.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+
+use bgpkit_parser::encoder::MrtUpdatesEncoder;
+use bgpkit_parser::models::{AsPath, Asn, BgpElem, ElemType, NetworkPrefix, Origin};
+
+/// The watched prefix of the story.
+pub const WATCHED: &str = "192.0.2.0/24";
+/// Its expected origin.
+pub const OWNER: u32 = 64500;
+/// The hijacker.
+pub const HIJACKER: u32 = 64666;
+
+/// One update: peer 10.0.0.`peer` (AS 65000 + peer) at `t` seconds.
+pub fn update(t: f64, peer: u8, prefix: &str, path: Option<&[u32]>) -> BgpElem {
+    let peer_ip = IpAddr::from([10, 0, 0, peer]);
+    BgpElem {
+        timestamp: t,
+        elem_type: if path.is_some() { ElemType::ANNOUNCE } else { ElemType::WITHDRAW },
+        peer_ip,
+        peer_asn: Asn::new_32bit(65000 + u32::from(peer)),
+        prefix: NetworkPrefix::new(prefix.parse().expect("prefix"), None),
+        next_hop: path.map(|_| peer_ip),
+        as_path: path.map(AsPath::from_sequence),
+        origin: path.map(|_| Origin::IGP),
+        ..Default::default()
+    }
+}
+
+/// The MRT bytes of `elems`.
+pub fn encode(elems: &[BgpElem]) -> Vec<u8> {
+    let mut enc = MrtUpdatesEncoder::new();
+    for e in elems {
+        enc.process_elem(e);
+    }
+    enc.export_bytes().expect("encodes").to_vec()
+}
+
+/// Writes `bytes` to `path`, gzip- or bzip2-compressed by its extension.
+pub fn write(path: &Path, bytes: &[u8]) {
+    let file = std::fs::File::create(path).expect("create MRT file");
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("gz") => {
+            let mut w = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+            w.write_all(bytes).expect("write");
+            w.finish().expect("finish gz");
+        }
+        Some("bz2") => {
+            let mut w = bzip2::write::BzEncoder::new(file, bzip2::Compression::fast());
+            w.write_all(bytes).expect("write");
+            w.finish().expect("finish bz2");
+        }
+        _ => {
+            let mut file = file;
+            file.write_all(bytes).expect("write");
+        }
+    }
+}
+
+/// One expected event: (event, prefix, peer, origin).
+pub type Expected = (&'static str, &'static str, u8, Option<u32>);
+
+/// Writes the story into `dir` as four files (gz, bz2, a raw one truncated
+/// in its second record, and a last gz) starting at `t0`; returns the
+/// events it must produce, in order, worked out by hand from docs/bgp.md's
+/// rules (watched 192.0.2.0/24 from AS64500, allowed upstreams 3356 and
+/// 174, visibility_min_peers 3, flap_threshold 4 within 60 s, a VRP
+/// 192.0.2.0/24-24 AS64500).
+pub fn write_story(dir: &Path, t0: f64) -> Vec<Expected> {
+    let w = WATCHED;
+    let ms = "192.0.2.128/25";
+    let other = "198.51.100.0/24";
+    let a = |t: f64, peer: u8, prefix: &str, path: &[u32]| update(t0 + t, peer, prefix, Some(path));
+    let wd = |t: f64, peer: u8, prefix: &str| update(t0 + t, peer, prefix, None);
+    // 1: normal announcements, a repeat, an unrelated prefix, the hijack,
+    // a more-specific, a path change.
+    let first = vec![
+        a(0.0, 1, w, &[65001, 3356, OWNER]),
+        a(1.0, 2, w, &[65002, 174, OWNER]),
+        a(2.0, 3, w, &[65003, 3356, OWNER]),
+        a(3.0, 4, w, &[65004, 3356, OWNER]),
+        a(4.0, 1, w, &[65001, 3356, OWNER]),
+        a(5.0, 1, other, &[65001, 64999]),
+        a(10.0, 2, w, &[65002, HIJACKER]),
+        a(20.0, 3, ms, &[65003, 3356, OWNER]),
+        a(30.0, 4, w, &[65004, 174, OWNER]),
+    ];
+    // 2: the hijack ends, withdrawals below the visibility threshold, a
+    // flap burst, visibility restored.
+    let second = vec![
+        a(40.0, 2, w, &[65002, 174, OWNER]),
+        wd(50.0, 4, w),
+        wd(60.0, 3, w),
+        wd(70.0, 1, w),
+        a(71.0, 1, w, &[65001, 3356, OWNER]),
+        wd(72.0, 1, w),
+        a(73.0, 1, w, &[65001, 3356, OWNER]),
+        wd(74.0, 2, other),
+        a(80.0, 3, w, &[65003, 3356, OWNER]),
+    ];
+    // 3: one good record, then a truncated one.
+    let mut third = encode(&[a(90.0, 4, w, &[65004, 174, OWNER])]);
+    let cut = encode(&[a(91.0, 5, w, &[65005, 3356, OWNER])]);
+    third.extend_from_slice(&cut[..cut.len() - 7]);
+    // 4: the last word (a first announcement from a fifth peer).
+    let fourth = vec![a(100.0, 5, w, &[65005, 3356, OWNER])];
+    write(&dir.join("updates.20261203.1400.gz"), &encode(&first));
+    write(&dir.join("updates.20261203.1405.bz2"), &encode(&second));
+    write(&dir.join("updates.20261203.1410"), &third);
+    write(&dir.join("updates.20261203.1415.gz"), &encode(&fourth));
+    vec![
+        ("announce", w, 1, Some(OWNER)),
+        ("announce", w, 2, Some(OWNER)),
+        ("announce", w, 3, Some(OWNER)),
+        ("announce", w, 4, Some(OWNER)),
+        // peer 2 hears the hijacker directly: its upstream 65002 is not allowed
+        ("origin_change", w, 2, Some(HIJACKER)),
+        ("upstream_change", w, 2, Some(HIJACKER)),
+        ("rpki_invalid", w, 2, Some(HIJACKER)),
+        ("more_specific", ms, 3, Some(OWNER)),
+        ("rpki_invalid", ms, 3, Some(OWNER)),
+        ("path_change", w, 4, Some(OWNER)),
+        ("announce", w, 2, Some(OWNER)),
+        ("withdraw", w, 4, None),
+        ("withdraw", w, 3, None),
+        ("visibility_lost", w, 3, None),
+        ("withdraw", w, 1, None),
+        ("announce", w, 1, Some(OWNER)),
+        // transitions at 50, 60, 70, 71, 72: five within 60 s, more than 4
+        ("withdraw", w, 1, None),
+        ("flap", w, 1, None),
+        ("announce", w, 1, Some(OWNER)),
+        ("announce", w, 3, Some(OWNER)),
+        ("visibility_restored", w, 3, Some(OWNER)),
+        ("announce", w, 4, Some(OWNER)),
+        ("announce", w, 5, Some(OWNER)),
+    ]
+}
