@@ -282,7 +282,7 @@ async fn a_second_process_joining_mid_stream_loses_nothing() {
                 if seq == total / 3 {
                     second = Some(start_ingest(&group));
                 }
-                if seq % 50 == 0 {
+                if seq.is_multiple_of(50) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }

@@ -697,7 +697,7 @@ mod tests {
         for (i, t) in
             [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 55.0, 59.0, 75.0, 95.0, 100.0, 101.0, 102.0].iter().enumerate()
         {
-            let e = if i % 2 == 0 { ann(*t, 1, WATCHED, &path) } else { wd(*t, 1, WATCHED) };
+            let e = if i.is_multiple_of(2) { ann(*t, 1, WATCHED, &path) } else { wd(*t, 1, WATCHED) };
             for (ev, _, _) in run(&mut m, e) {
                 if ev == "flap" {
                     events.push(*t);
