@@ -302,7 +302,7 @@ fn fill_stats(out: &mut Icmp, rtts_ms: &[f64]) {
     let mut sorted = rtts_ms.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    let median = if sorted.len() % 2 == 0 { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] };
+    let median = if sorted.len().is_multiple_of(2) { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] };
     let variance = rtts_ms.iter().map(|r| (r - avg).powi(2)).sum::<f64>() / n;
     out.rtt_min_ms = sorted.first().copied();
     out.rtt_max_ms = sorted.last().copied();

@@ -197,7 +197,7 @@ async fn classify(
                 return;
             }
         }
-        if monitor.counters().updates % 1024 == 0 {
+        if monitor.counters().updates.is_multiple_of(1024) {
             export(&feed, monitor.counters(), &mut exported);
         }
     }
