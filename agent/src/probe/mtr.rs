@@ -161,6 +161,11 @@ fn expand<E: serde::de::Error>(tables: Vec<Table>) -> Result<Vec<Target>, E> {
 /// (capped by `timeout`).
 const GRACE: Duration = Duration::from_millis(100);
 
+/// How long the tracer waits in one `poll` for a reply before it checks
+/// the round's end and sends the next probe: the granularity of a round's
+/// end (a round may end this much late).
+const READ_TIMEOUT: Duration = Duration::from_millis(10);
+
 impl Target {
     /// The longest one round can take.
     fn round_max(&self) -> Duration {
@@ -178,9 +183,10 @@ impl super::Probe for Target {
     }
 
     /// `count` rounds of at most `max(round_interval, timeout)` each, plus
-    /// `timeout` for name resolution.
+    /// per round the grace a late reply near the round's end may add and
+    /// the tracer's poll granularity, plus `timeout` for name resolution.
     fn run_deadline(&self) -> Duration {
-        self.round_max() * self.count + self.timeout
+        (self.round_max() + GRACE.min(self.timeout) + READ_TIMEOUT) * self.count + self.timeout
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -207,7 +213,7 @@ impl super::Probe for Target {
         if self.port == Some(0) {
             return Err("port must be 1..=65535".into());
         }
-        let deadline = super::Probe::run_deadline(self) - self.timeout;
+        let deadline = self.round_max() * self.count;
         if deadline > self.interval {
             return Err(format!(
                 "count * max(round_interval, timeout) ({deadline:?}) does not fit in interval ({:?})",
@@ -315,7 +321,7 @@ fn trace(target: &Target, ip: IpAddr) -> Result<Mtr, ProbeError> {
         .min_round_duration(target.round_interval)
         .max_round_duration(target.round_max())
         .grace_duration(GRACE.min(target.timeout))
-        .read_timeout(Duration::from_millis(10))
+        .read_timeout(READ_TIMEOUT)
         .max_samples(target.count as usize)
         .max_flows(64);
     // Source port for UDP Paris: fixed per run, derived from the trace id.
@@ -390,7 +396,8 @@ struct Hop {
 }
 
 /// The wire message from the tracer's hops: each hop's address is the one
-/// that answered most; hops after the destination are dropped, trailing
+/// that answered most (ties: the lowest address), the others that answered
+/// that TTL go to `other_ips`, most replies first; hops after the destination are dropped, trailing
 /// silent hops of a trace that did not reach it are cut to one.
 fn summarize(target: &str, ip: IpAddr, hops: &[Hop], asn: Option<&AsnTable>) -> Mtr {
     let end = match hops.iter().position(|h| h.addrs.iter().any(|(a, _)| *a == ip)) {
@@ -401,13 +408,18 @@ fn summarize(target: &str, ip: IpAddr, hops: &[Hop], asn: Option<&AsnTable>) -> 
     let out_hops: Vec<MtrHop> = hops[..end]
         .iter()
         .map(|h| {
-            let ip = h.addrs.iter().max_by_key(|(_, n)| *n).map(|(a, _)| *a);
+            let mut by_count = h.addrs.clone();
+            by_count.sort_by(|(a, n), (b, m)| m.cmp(n).then(a.cmp(b)));
+            let mut responders = by_count.into_iter().map(|(a, _)| a);
+            let ip = responders.next();
+            let other_ips: Vec<IpAddr> = responders.collect();
             let received = h.received as u32;
             let n = received as f64;
             let answered = received > 0;
             MtrHop {
                 ttl: netprobe_wire::Ttl(h.ttl),
                 ip,
+                other_ips,
                 hostname: None,
                 asn: ip.and_then(|ip| asn.and_then(|t| t.lookup(ip))),
                 sent: h.sent as u32,
@@ -547,6 +559,52 @@ mod tests {
         // Computed independently (Python, FNV-1a 64 of "10.0.0.1,*").
         assert_eq!(path_hash(&[Some(a), None]), "023ea0ec29c4ac5b");
         assert_ne!(path_hash(&[Some(a), None]), path_hash(&[None, Some(a)]));
+    }
+
+    fn hop(ttl: u8, addrs: &[(&str, usize)], sent: usize) -> Hop {
+        let received = addrs.iter().map(|(_, n)| n).sum();
+        Hop {
+            ttl,
+            addrs: addrs.iter().map(|(a, n)| (a.parse().expect("ip"), *n)).collect(),
+            sent,
+            received,
+            last_ms: Some(1.0),
+            avg_ms: 1.0,
+            best_ms: Some(1.0),
+            worst_ms: Some(1.0),
+            stddev_ms: 0.0,
+        }
+    }
+
+    /// What trippy's snapshot gives for a TTL answered by several routers
+    /// (`Hop::addrs_with_counts`, in first-seen order): the one seen most is
+    /// `ip`, the others are listed most replies first, ties by address.
+    #[test]
+    fn several_responders_at_one_ttl_report_the_most_seen_and_list_the_others() {
+        let hops = [
+            hop(1, &[("10.0.0.1", 10)], 10),
+            hop(2, &[("10.0.2.2", 3), ("10.0.4.2", 5), ("10.0.9.2", 2)], 10),
+            hop(3, &[("10.0.7.2", 5), ("10.0.6.2", 5)], 10),
+            hop(4, &[("192.0.2.1", 10)], 10),
+        ];
+        let m = summarize("t", "192.0.2.1".parse().expect("ip"), &hops, None);
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let got: Vec<(Option<IpAddr>, Vec<IpAddr>)> = m.hops.iter().map(|h| (h.ip, h.other_ips.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(ip("10.0.0.1")), vec![]),
+                (Some(ip("10.0.4.2")), vec![ip("10.0.2.2"), ip("10.0.9.2")]),
+                (Some(ip("10.0.6.2")), vec![ip("10.0.7.2")]),
+                (Some(ip("192.0.2.1")), vec![]),
+            ]
+        );
+        assert_eq!((m.hops[1].received, m.hops[1].loss_pct), (10, 0.0), "every responder's replies count");
+        // The hash is over the reported (most seen) addresses only.
+        assert_eq!(
+            m.path_hash,
+            path_hash(&[Some(ip("10.0.0.1")), Some(ip("10.0.4.2")), Some(ip("10.0.6.2")), Some(ip("192.0.2.1"))])
+        );
     }
 
     #[test]
