@@ -2,12 +2,12 @@
 //! loopback, one hop) publishes `mtr.metrics` messages with the `agent`
 //! principal, read back and decoded as wire `Mtr`. Needs
 //! `eval "$(scripts/stack env)"` (scripts/test does it); fails without it.
-//! (Ingest's writing of `mtr_path`/`mtr_hop` from such a message is
-//! tested in `ingest/tests/points.rs`; an agent -> ingest -> InfluxDB
-//! chain test for MTR is an open item.)
+//! The second test follows such a message on through an in-process ingest
+//! into InfluxDB (`mtr_path` and `mtr_hop` points, read back with Flux).
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::config::{agent_settings, kafka, reader_at_end};
@@ -79,4 +79,171 @@ async fn agent_publishes_mtr_results_to_kafka() {
         assert_eq!((hop.ip, hop.sent, hop.received, hop.asn), (Some("127.0.0.1".parse().expect("ip")), 2, 2, None));
     }
     assert_eq!(got[0].path_hash, got[1].path_hash);
+}
+
+/// Helpers of ingest's stack tests (in-process ingest config, Flux).
+#[path = "../../ingest/tests/common/stack.rs"]
+mod ingest_stack;
+
+/// Two routers joined to the host: host -> r1 (a `Netns`) -> r2, where the
+/// target is r2's address; the host routes r2's subnet via r1. Removed on
+/// drop.
+struct TwoHops {
+    r1: common::netns::Netns,
+    r2: String,
+    target: std::net::Ipv4Addr,
+    subnet: String,
+}
+
+impl TwoHops {
+    fn new() -> TwoHops {
+        use common::netns::sh;
+        let r1 = common::netns::Netns::new("mte", 231);
+        let b = (std::process::id() % 250) as u8;
+        let r2 = format!("npmte2{}", std::process::id());
+        let _ = std::process::Command::new("ip").args(["netns", "del", &r2]).output();
+        sh("ip", &["netns", "add", &r2]);
+        let (r1_side, r2_side) = (format!("10.232.{b}.1"), format!("10.232.{b}.2"));
+        r1.exec(&["ip", "link", "add", "to-r2", "type", "veth", "peer", "name", "to-r1", "netns", &r2]);
+        r1.exec(&["ip", "addr", "add", &format!("{r1_side}/24"), "dev", "to-r2"]);
+        r1.exec(&["ip", "link", "set", "to-r2", "up"]);
+        r1.exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        r1.exec(&["sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0"]);
+        let in_r2 = |args: &[&str]| {
+            let mut full = vec!["netns", "exec", r2.as_str()];
+            full.extend_from_slice(args);
+            sh("ip", &full)
+        };
+        in_r2(&["ip", "addr", "add", &format!("{r2_side}/24"), "dev", "to-r1"]);
+        in_r2(&["ip", "link", "set", "to-r1", "up"]);
+        in_r2(&["ip", "link", "set", "lo", "up"]);
+        in_r2(&["sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0"]);
+        in_r2(&["ip", "route", "add", "default", "via", &r1_side]);
+        let subnet = format!("10.232.{b}.0/24");
+        sh("ip", &["route", "add", &subnet, "via", &r1.peer_ip.to_string(), "dev", &r1.host_if]);
+        TwoHops { r1, r2, target: r2_side.parse().expect("ip"), subnet }
+    }
+}
+
+impl Drop for TwoHops {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["route", "del", &self.subnet]).output();
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.r2]).output();
+    }
+}
+
+/// Agent -> Kafka -> ingest -> InfluxDB: an agent with one `[[mtr]]` table
+/// traces a two-hop path of namespaces and publishes to `mtr.metrics`; an
+/// in-process ingest (its own consumer group) writes one `mtr_path` point
+/// and one `mtr_hop` point per hop, read back with Flux. Expected values:
+/// the topology (hop addresses, hop count), the ASN table written here,
+/// and the published message (exact RTTs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtr_results_land_in_influxdb_as_path_and_hop_points() {
+    let net = TwoHops::new();
+    let probe_id = ingest_stack::unique("mtr-e2e");
+    let topic = Topic::Mtr.name(&kafka("AGENT").topic_prefix);
+    let reader = reader_at_end(std::slice::from_ref(&topic), &format!("netprobe-test-{probe_id}"));
+    let group = ingest_stack::fresh_group("mtr-e2e");
+    let ingest_cancel = CancellationToken::new();
+    let ingest = {
+        let (config, c) = (ingest_stack::ingest_config(group), ingest_cancel.clone());
+        tokio::spawn(async move { netprobe_ingest::run(config, c, || {}, Box::new(|| {})).await.expect("ingest runs") })
+    };
+
+    let dir = tempfile::tempdir().expect("dir");
+    // r1's host-facing address is in 10.231.0.0/16, r2 in a /24 of
+    // 10.232.0.0/16 with a more specific entry.
+    let b = (std::process::id() % 250) as u8;
+    let asn_path = dir.path().join("asn.txt");
+    std::fs::write(&asn_path, format!("10.231.0.0\t16\t64531\n10.232.0.0\t16\t64500\n10.232.{b}.0\t24\t64532\n"))
+        .expect("asn table");
+    let target = mtr::Target {
+        target: net.target.to_string(),
+        interval: Duration::from_secs(3),
+        count: 3,
+        max_ttl: 8,
+        first_ttl: 1,
+        protocol: mtr::Protocol::Icmp,
+        port: None,
+        round_interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(300),
+        asn_table: Some(std::sync::Arc::new(mtr::AsnTable::load(&asn_path).expect("asn table"))),
+    };
+    let config = Config {
+        agent: agent_settings(&probe_id, dir.path(), Duration::from_secs(600)),
+        kafka: kafka("AGENT"),
+        icmp: Vec::new(),
+        dns: Vec::new(),
+        http: Vec::new(),
+        mtr: vec![target],
+    };
+    let cancel = CancellationToken::new();
+    let (_reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+    let agent = tokio::spawn(netprobe_agent::run(config, Vec::new(), reloads, cancel.clone(), || {}, || {}));
+
+    // The first published run, as the agent sent it.
+    let msg = tokio::task::block_in_place(|| {
+        let start = Instant::now();
+        loop {
+            assert!(start.elapsed() < Duration::from_secs(60), "no mtr message for {probe_id}");
+            let Some(m) = reader.poll(Duration::from_millis(200)) else { continue };
+            let m = m.expect("read");
+            if m.key().is_some_and(|k| k.starts_with(format!("{probe_id}/").as_bytes())) {
+                break decode(m.payload().expect("payload")).expect("valid wire message");
+            }
+        }
+    });
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), agent).await;
+    let Body::Mtr(sent) = &msg.body else { panic!("mtr body: {msg:?}") };
+    let r1: std::net::IpAddr = net.r1.peer_ip.into();
+    let hops: Vec<Option<std::net::IpAddr>> = sent.hops.iter().map(|h| h.ip).collect();
+    assert_eq!(hops, vec![Some(r1), Some(net.target.into())], "{sent:?}");
+
+    // Every field of this run's points, as Flux returns them.
+    let query = format!(
+        r#"from(bucket: "{}") |> range(start: 0) |> filter(fn: (r) => r.probe_id == {} and r._time == time(v: "{}"))"#,
+        ingest_stack::env("NETPROBE_INFLUX_BUCKET"),
+        ingest_stack::flux_string(&probe_id),
+        msg.timestamp
+    );
+    type Fields = BTreeMap<(String, String, String), String>;
+    let rows: Fields = ingest_stack::poll("mtr points in InfluxDB", Duration::from_secs(90), || async {
+        let rows = ingest_stack::flux(&query).await;
+        let got: Fields = rows
+            .iter()
+            .map(|r| {
+                let ttl = r.get("ttl").cloned().unwrap_or_default();
+                ((r["_measurement"].clone(), ttl, r["_field"].clone()), r["_value"].clone())
+            })
+            .collect();
+        // mtr_path: 3 fields; each hop: sent, received, loss_pct,
+        // other_ip_count, ip, asn and 5 RTTs = 11.
+        (got.len() >= 3 + 2 * 11).then_some(got)
+    })
+    .await;
+    ingest_cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), ingest).await;
+
+    let f = |m: &str, ttl: &str, field: &str| rows.get(&(m.to_owned(), ttl.to_owned(), field.to_owned())).cloned();
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(f("mtr_path", "", "destination_reached"), s("true"), "{rows:#?}");
+    assert_eq!(f("mtr_path", "", "hop_count"), s("2"));
+    assert_eq!(f("mtr_path", "", "path_hash"), Some(sent.path_hash.clone()));
+    let ttls: std::collections::BTreeSet<&str> =
+        rows.keys().filter(|(m, _, _)| m == "mtr_hop").map(|(_, t, _)| t.as_str()).collect();
+    assert_eq!(ttls.into_iter().collect::<Vec<_>>(), ["1", "2"], "one mtr_hop point per hop");
+    for (ttl, ip, asn) in [("1", r1.to_string(), "64531"), ("2", net.target.to_string(), "64532")] {
+        assert_eq!(f("mtr_hop", ttl, "ip"), Some(ip), "ttl {ttl}");
+        assert_eq!(f("mtr_hop", ttl, "asn"), s(asn), "ttl {ttl}");
+        assert_eq!(f("mtr_hop", ttl, "sent"), s("3"), "ttl {ttl}");
+        assert_eq!(f("mtr_hop", ttl, "received"), s("3"), "ttl {ttl}");
+        assert_eq!(f("mtr_hop", ttl, "loss_pct"), s("0"), "ttl {ttl}");
+        assert_eq!(f("mtr_hop", ttl, "other_ip_count"), s("0"), "ttl {ttl}");
+        let hop = &sent.hops[ttl.parse::<usize>().expect("ttl") - 1];
+        let avg: f64 = f("mtr_hop", ttl, "rtt_avg_ms").expect("rtt_avg_ms").parse().expect("float");
+        assert_eq!(Some(avg), hop.rtt_avg_ms, "ttl {ttl}: stored as published");
+        assert!(avg > 0.0 && avg < 50.0, "ttl {ttl}: {avg} ms on a veth path");
+    }
 }
