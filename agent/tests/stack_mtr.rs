@@ -38,6 +38,8 @@ async fn agent_publishes_mtr_results_to_kafka() {
         round_interval: Duration::from_millis(50),
         timeout: Duration::from_millis(200),
         asn_table: Some(table),
+        resolve_hostnames: false,
+        hostname_resolver: None,
     };
     let config = Config {
         agent: agent_settings(&probe_id, spool.path(), Duration::from_secs(600)),
@@ -85,53 +87,6 @@ async fn agent_publishes_mtr_results_to_kafka() {
 #[path = "../../ingest/tests/common/stack.rs"]
 mod ingest_stack;
 
-/// Two routers joined to the host: host -> r1 (a `Netns`) -> r2, where the
-/// target is r2's address; the host routes r2's subnet via r1. Removed on
-/// drop.
-struct TwoHops {
-    r1: common::netns::Netns,
-    r2: String,
-    target: std::net::Ipv4Addr,
-    subnet: String,
-}
-
-impl TwoHops {
-    fn new() -> TwoHops {
-        use common::netns::sh;
-        let r1 = common::netns::Netns::new("mte", 231);
-        let b = (std::process::id() % 250) as u8;
-        let r2 = format!("npmte2{}", std::process::id());
-        let _ = std::process::Command::new("ip").args(["netns", "del", &r2]).output();
-        sh("ip", &["netns", "add", &r2]);
-        let (r1_side, r2_side) = (format!("10.232.{b}.1"), format!("10.232.{b}.2"));
-        r1.exec(&["ip", "link", "add", "to-r2", "type", "veth", "peer", "name", "to-r1", "netns", &r2]);
-        r1.exec(&["ip", "addr", "add", &format!("{r1_side}/24"), "dev", "to-r2"]);
-        r1.exec(&["ip", "link", "set", "to-r2", "up"]);
-        r1.exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
-        r1.exec(&["sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0"]);
-        let in_r2 = |args: &[&str]| {
-            let mut full = vec!["netns", "exec", r2.as_str()];
-            full.extend_from_slice(args);
-            sh("ip", &full)
-        };
-        in_r2(&["ip", "addr", "add", &format!("{r2_side}/24"), "dev", "to-r1"]);
-        in_r2(&["ip", "link", "set", "to-r1", "up"]);
-        in_r2(&["ip", "link", "set", "lo", "up"]);
-        in_r2(&["sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0"]);
-        in_r2(&["ip", "route", "add", "default", "via", &r1_side]);
-        let subnet = format!("10.232.{b}.0/24");
-        sh("ip", &["route", "add", &subnet, "via", &r1.peer_ip.to_string(), "dev", &r1.host_if]);
-        TwoHops { r1, r2, target: r2_side.parse().expect("ip"), subnet }
-    }
-}
-
-impl Drop for TwoHops {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["route", "del", &self.subnet]).output();
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.r2]).output();
-    }
-}
-
 /// Agent -> Kafka -> ingest -> InfluxDB: an agent with one `[[mtr]]` table
 /// traces a two-hop path of namespaces and publishes to `mtr.metrics`; an
 /// in-process ingest (its own consumer group) writes one `mtr_path` point
@@ -140,7 +95,7 @@ impl Drop for TwoHops {
 /// and the published message (exact RTTs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtr_results_land_in_influxdb_as_path_and_hop_points() {
-    let net = TwoHops::new();
+    let net = common::netns::TwoHops::new("mte", 231, 232);
     let probe_id = ingest_stack::unique("mtr-e2e");
     let topic = Topic::Mtr.name(&kafka("AGENT").topic_prefix);
     let reader = reader_at_end(std::slice::from_ref(&topic), &format!("netprobe-test-{probe_id}"));
@@ -169,6 +124,8 @@ async fn mtr_results_land_in_influxdb_as_path_and_hop_points() {
         round_interval: Duration::from_millis(50),
         timeout: Duration::from_millis(300),
         asn_table: Some(std::sync::Arc::new(mtr::AsnTable::load(&asn_path).expect("asn table"))),
+        resolve_hostnames: false,
+        hostname_resolver: None,
     };
     let config = Config {
         agent: agent_settings(&probe_id, dir.path(), Duration::from_secs(600)),

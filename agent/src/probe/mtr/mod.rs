@@ -17,12 +17,15 @@
 //! Paris mode for TCP.
 //!
 //! The ASN of each hop comes from a local prefix table ([`AsnTable`],
-//! `[agent] asn_table`), never from the network. Reverse DNS of hops is not
-//! done (hostname is always `null`).
+//! `[agent] asn_table`), never from the network. Reverse DNS of hop
+//! addresses (`resolve_hostnames = true`) comes from a bounded cache filled
+//! in the background ([`hostnames`]): never on the run's critical path.
+
+pub mod hostnames;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
@@ -73,6 +76,11 @@ pub struct Target {
     pub timeout: Duration,
     /// The `[agent] asn_table`, attached by `Config::load`.
     pub asn_table: Option<Arc<AsnTable>>,
+    /// Whether hops carry reverse-DNS names (`hostname`). Default false.
+    pub resolve_hostnames: bool,
+    /// The resolver asked for hop names (`IP:port`). Default: the first
+    /// `nameserver` of `/etc/resolv.conf`, port 53.
+    pub hostname_resolver: Option<SocketAddr>,
 }
 
 fn default_interval() -> Duration {
@@ -115,6 +123,10 @@ struct Table {
     round_interval: Duration,
     #[serde(default = "default_second", with = "humantime_serde")]
     timeout: Duration,
+    #[serde(default)]
+    resolve_hostnames: bool,
+    #[serde(default)]
+    hostname_resolver: Option<SocketAddr>,
 }
 
 /// One `[[mtr]]` table with a single `target` (the `targets` form goes
@@ -152,6 +164,8 @@ fn expand<E: serde::de::Error>(tables: Vec<Table>) -> Result<Vec<Target>, E> {
             round_interval: t.round_interval,
             timeout: t.timeout,
             asn_table: None,
+            resolve_hostnames: t.resolve_hostnames,
+            hostname_resolver: t.hostname_resolver,
         }));
     }
     Ok(out)
@@ -288,6 +302,15 @@ pub async fn run(target: &Target) -> Mtr {
     match traced {
         Ok(Ok(mut m)) => {
             m.target = target.target.clone();
+            if target.resolve_hostnames {
+                let resolver = target.hostname_resolver.unwrap_or_else(hostnames::system_resolver);
+                let answered: Vec<&mut MtrHop> = m.hops.iter_mut().filter(|h| h.ip.is_some()).collect();
+                let ips: Vec<IpAddr> = answered.iter().filter_map(|h| h.ip).collect();
+                let names = hostnames::HostnameCache::global().names(resolver, &ips);
+                for (hop, name) in answered.into_iter().zip(names) {
+                    hop.hostname = name;
+                }
+            }
             m
         }
         Ok(Err(e)) => {
