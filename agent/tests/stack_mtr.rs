@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::config::{agent_settings, kafka, reader_at_end};
 use netprobe_agent::config::Config;
 use netprobe_agent::probe::mtr;
-use netprobe_wire::{decode, Body, Topic};
+use netprobe_wire::{decode, Body, Timestamp, Topic};
 use rdkafka::Message as _;
 use tokio_util::sync::CancellationToken;
 
@@ -203,4 +203,78 @@ async fn mtr_results_land_in_influxdb_as_path_and_hop_points() {
         assert_eq!(Some(avg), hop.rtt_avg_ms, "ttl {ttl}: stored as published");
         assert!(avg > 0.0 && avg < 50.0, "ttl {ttl}: {avg} ms on a veth path");
     }
+}
+
+/// `[agent] asn_table` is re-read on SIGHUP: the binary traces 127.0.0.1
+/// every second with a table mapping 127.0.0.0/8 to AS64601; the file
+/// gains a more specific 127.0.0.1/32 -> AS64602, SIGHUP, and every run
+/// that starts after the reload carries AS64602.
+#[test]
+fn sighup_rereads_the_asn_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, log, table) =
+        (dir.path().join("agent.toml"), dir.path().join("agent.log"), dir.path().join("asn.txt"));
+    let probe_id = format!("mtr-sighup-{}-{}", std::process::id(), Timestamp::now().unix_seconds());
+    let topic = Topic::Mtr.name(&kafka("AGENT").topic_prefix);
+    let reader = reader_at_end(std::slice::from_ref(&topic), &format!("netprobe-test-{probe_id}"));
+    std::fs::write(&table, "127.0.0.0\t8\t64601\n").expect("table");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nprobe_id = {probe_id:?}\nlocation = \"l\"\nspool_dir = {:?}\nasn_table = {table:?}\n\n{}\n\
+             [[mtr]]\ntarget = \"127.0.0.1\"\ninterval = \"1s\"\ncount = 1\nmax_ttl = 4\nround_interval = \"50ms\"\ntimeout = \"200ms\"\n",
+            dir.path().join("spool"),
+            common::config::kafka_table(),
+        ),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netprobe-agent"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("agent starts");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    // (run start in ns, ASN of the one hop) of our next message.
+    let next = |deadline: Instant| -> (i64, Option<u32>) {
+        loop {
+            assert!(Instant::now() < deadline, "no mtr message in time; log:\n{}", read_log());
+            let Some(m) = reader.poll(Duration::from_millis(200)) else { continue };
+            let m = m.expect("read");
+            if !m.key().is_some_and(|k| k.starts_with(format!("{probe_id}/").as_bytes())) {
+                continue;
+            }
+            let msg = decode(m.payload().expect("payload")).expect("valid wire message");
+            let Body::Mtr(body) = &msg.body else { panic!("mtr body: {msg:?}") };
+            assert_eq!(body.hops.len(), 1, "{body:?}");
+            return (msg.timestamp.unix_nanos().expect("ns"), body.hops[0].asn);
+        }
+    };
+    let (_, asn) = next(Instant::now() + Duration::from_secs(40));
+    assert_eq!(asn, Some(64601));
+
+    std::fs::write(&table, "127.0.0.0\t8\t64601\n127.0.0.1\t32\t64602\n").expect("new table");
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
+    let start = Instant::now();
+    while !read_log().contains("config reloaded") {
+        assert!(start.elapsed() < Duration::from_secs(30), "no reload in the log:\n{}", read_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reloaded = Timestamp::now().unix_nanos().expect("ns");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut after = Vec::new();
+    while after.len() < 2 {
+        let (at, asn) = next(deadline);
+        if at > reloaded {
+            after.push(asn);
+        }
+    }
+    assert_eq!(after, vec![Some(64602), Some(64602)], "runs started after the reload; log:\n{}", read_log());
+
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "exit after SIGTERM: {status}\n{}", read_log());
 }
