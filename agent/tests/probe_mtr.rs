@@ -185,10 +185,10 @@ fn mtr_over_a_namespace_topology() {
         clean.hops.iter().zip(&reference).map(|(h, (_, avg))| (h.rtt_avg_ms.expect("avg"), *avg)).collect();
     eprintln!("avg RTT per hop (ours, mtr) ms: {rtts:.4?}");
     for ((ours, avg), hop) in rtts.iter().zip(&clean.hops) {
-        // KNOWN DEVIATION (open item): trippy sends a round's probes
-        // back to back and timestamps replies in user space after its poll
-        // loop, so TTL 1 reads ~0.1 ms high on these 0.07 ms links; it gets
-        // 0.2 ms, the other hops the max(20 %, 0.1 ms).
+        // KNOWN DEVIATION (open item, docs/agent.md "MTR: TTL 1 RTT"):
+        // the first probe of a round reads ~0.1 ms high on these 0.07 ms
+        // links (cause not confirmed); TTL 1 gets 0.2 ms, the other hops
+        // the max(20 %, 0.1 ms).
         let floor = if hop.ttl.0 == 1 { 0.2 } else { 0.1 };
         let tolerance = (avg * 0.2).max(floor);
         assert!(
