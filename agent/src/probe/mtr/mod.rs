@@ -696,30 +696,6 @@ mod tests {
         );
     }
 
-    /// Rounds merge per TTL: responders counted across rounds, RTT
-    /// statistics over the answered rounds (by hand: 1, 2, 4 ms -> mean
-    /// 7/3, sample sd sqrt(((4/3)^2 + (1/3)^2 + (5/3)^2) / 2) = sqrt(7/3)),
-    /// and a TTL a round never published counts as sent and lost.
-    #[test]
-    fn rounds_merge_per_ttl_and_count_one_probe_per_round() {
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().expect("ip"), "10.0.0.2".parse().expect("ip"));
-        let mut r = Rounds::default();
-        r.add(1, &[(a, 1)], 1, 1, Some(1.0));
-        r.add(2, &[(a, 1)], 1, 1, Some(3.0));
-        r.add(1, &[(b, 1)], 1, 1, Some(2.0));
-        r.add(1, &[(a, 1)], 1, 1, Some(4.0));
-        r.add(2, &[], 1, 0, None);
-        let hops = r.hops(3);
-        assert_eq!(hops[0].addrs, vec![(a, 2), (b, 1)]);
-        assert_eq!((hops[0].sent, hops[0].received), (3, 3));
-        assert!(
-            (hops[0].avg_ms - 7.0 / 3.0).abs() < 1e-12 && (hops[0].stddev_ms - (7.0f64 / 3.0).sqrt()).abs() < 1e-12
-        );
-        assert_eq!((hops[0].best_ms, hops[0].worst_ms, hops[0].last_ms), (Some(1.0), Some(4.0), Some(4.0)));
-        // TTL 2: published in two rounds (one answered), missing in one.
-        assert_eq!((hops[1].sent, hops[1].received, hops[1].last_ms), (3, 1, Some(3.0)));
-    }
-
     #[test]
     fn asn_table_longest_prefix_and_multi_origin() {
         let t = AsnTable::parse("10.0.0.0\t8\t64500\n10.1.0.0\t16\t64501_64502\n2001:db8::\t32\t64503,64504\n")
