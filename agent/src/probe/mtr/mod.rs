@@ -3,12 +3,11 @@
 //!
 //! The tracing itself is trippy-core (pinned `=0.13.0`: its API is marked
 //! unstable, so it stays behind this module). Its tracer is blocking and
-//! thread based: each run takes one thread of the blocking pool
+//! thread based: each run builds one tracer with its own
+//! `trace_identifier` (the ICMP echo identifier that tells concurrent
+//! tracers' replies apart) and runs it on the blocking pool
 //! (`spawn_blocking`), so a run of seconds to minutes never holds an
-//! async worker, and builds one tracer per round (see `Rounds`), all with
-//! the run's own `trace_identifier` (the ICMP echo identifier that tells
-//! concurrent tracers' replies apart); at most [`Target::CONCURRENCY`]
-//! runs at once.
+//! async worker; at most [`Target::CONCURRENCY`] tracers run at once.
 //!
 //! Flows: ICMP traces keep one echo identifier for the whole run; UDP uses
 //! the Paris strategy (fixed source and destination ports, the sequence in
@@ -336,8 +335,31 @@ fn is_permission(e: &trippy_core::Error) -> bool {
 fn trace(target: &Target, ip: IpAddr) -> Result<Mtr, ProbeError> {
     use trippy_core::{Builder, MultipathStrategy, Port, PortDirection, PrivilegeMode};
     let trace_id = next_trace_id();
+    let mut builder = Builder::new(ip)
+        .privilege_mode(PrivilegeMode::Privileged)
+        .trace_identifier(trace_id)
+        .max_rounds(Some(target.count as usize))
+        .first_ttl(target.first_ttl)
+        .max_ttl(target.max_ttl)
+        .min_round_duration(target.round_interval)
+        .max_round_duration(target.round_max())
+        .grace_duration(GRACE.min(target.timeout))
+        .read_timeout(READ_TIMEOUT)
+        .max_samples(target.count as usize)
+        .max_flows(64);
     // Source port for UDP Paris: fixed per run, derived from the trace id.
     let src_port = Port(33_000 + (trace_id % 16_000));
+    builder = match target.protocol {
+        Protocol::Icmp => builder.protocol(trippy_core::Protocol::Icmp),
+        Protocol::Udp => builder
+            .protocol(trippy_core::Protocol::Udp)
+            .multipath_strategy(MultipathStrategy::Paris)
+            .port_direction(PortDirection::FixedBoth(src_port, Port(target.port.unwrap_or(33_434)))),
+        Protocol::Tcp => builder
+            .protocol(trippy_core::Protocol::Tcp)
+            .multipath_strategy(MultipathStrategy::Classic)
+            .port_direction(PortDirection::FixedDest(Port(target.port.unwrap_or(80)))),
+    };
     let error = |e: trippy_core::Error| {
         if is_permission(&e) {
             ProbeError {
@@ -351,121 +373,33 @@ fn trace(target: &Target, ip: IpAddr) -> Result<Mtr, ProbeError> {
             ProbeError { class: ErrorClass::Other, message: format!("mtr {ip}: {e}") }
         }
     };
-    let mut rounds = Rounds::default();
-    for round in 0..target.count {
-        let started = std::time::Instant::now();
-        // One tracer per round (see `Rounds`); a new sequence range each
-        // round so a reply later than its round is never taken for one of
-        // the next round's probes.
-        let builder = Builder::new(ip)
-            .privilege_mode(PrivilegeMode::Privileged)
-            .trace_identifier(trace_id)
-            .initial_sequence(33_434 + (round % 32) as u16 * 512)
-            .max_rounds(Some(1))
-            .first_ttl(target.first_ttl)
-            .max_ttl(target.max_ttl)
-            .min_round_duration(Duration::from_millis(1))
-            .max_round_duration(target.timeout)
-            .grace_duration(GRACE.min(target.timeout))
-            .read_timeout(READ_TIMEOUT)
-            .max_samples(1)
-            .max_flows(1);
-        let builder = match target.protocol {
-            Protocol::Icmp => builder.protocol(trippy_core::Protocol::Icmp),
-            Protocol::Udp => builder
-                .protocol(trippy_core::Protocol::Udp)
-                .multipath_strategy(MultipathStrategy::Paris)
-                .port_direction(PortDirection::FixedBoth(src_port, Port(target.port.unwrap_or(33_434)))),
-            Protocol::Tcp => builder
-                .protocol(trippy_core::Protocol::Tcp)
-                .multipath_strategy(MultipathStrategy::Classic)
-                .port_direction(PortDirection::FixedDest(Port(target.port.unwrap_or(80)))),
+    let tracer = builder.build().map_err(error)?;
+    tracer.run().map_err(error)?;
+    let state = tracer.snapshot();
+    if let Some(e) = state.error() {
+        let class = if e.to_ascii_lowercase().contains("not permitted") {
+            ErrorClass::PermissionDenied
+        } else {
+            ErrorClass::Other
         };
-        let tracer = builder.build().map_err(error)?;
-        tracer.run().map_err(error)?;
-        let state = tracer.snapshot();
-        if let Some(e) = state.error() {
-            let class = if e.to_ascii_lowercase().contains("not permitted") {
-                ErrorClass::PermissionDenied
-            } else {
-                ErrorClass::Other
-            };
-            return Err(ProbeError { class, message: format!("mtr {ip}: {e} (raw sockets need CAP_NET_RAW)") });
-        }
-        for h in state.hops() {
-            let addrs: Vec<(IpAddr, usize)> = h.addrs_with_counts().map(|(a, n)| (*a, *n)).collect();
-            let rtt_ms = if h.total_recv() > 0 { h.last_ms() } else { None };
-            rounds.add(h.ttl(), &addrs, h.total_sent(), h.total_recv(), rtt_ms);
-        }
-        if round + 1 < target.count {
-            std::thread::sleep(target.round_interval.saturating_sub(started.elapsed()));
-        }
+        return Err(ProbeError { class, message: format!("mtr {ip}: {e} (raw sockets need CAP_NET_RAW)") });
     }
-    Ok(summarize(&target.target, ip, &rounds.hops(target.count as usize), target.asn_table.as_deref()))
-}
-
-/// Per-TTL totals over a run's rounds. Each round is its own trippy tracer
-/// (`max_rounds(1)`) and the thread sleeps out the rest of
-/// `round_interval` between rounds: trippy's loop polls every
-/// [`READ_TIMEOUT`] for as long as a round lasts, so letting it wait out a
-/// 1 s round cost ~100 wakeups per round (measured: 974 `pselect6` for a
-/// 10-round run; one tracer per round: the poll loop runs only until the
-/// destination answered plus the grace).
-#[derive(Debug, Default)]
-struct Rounds {
-    by_ttl: std::collections::BTreeMap<u8, RoundTotals>,
-}
-
-#[derive(Debug, Default)]
-struct RoundTotals {
-    addrs: Vec<(IpAddr, usize)>,
-    sent: usize,
-    received: usize,
-    /// RTT of each answered round, ms, in round order.
-    rtts_ms: Vec<f64>,
-}
-
-impl Rounds {
-    fn add(&mut self, ttl: u8, addrs: &[(IpAddr, usize)], sent: usize, received: usize, rtt_ms: Option<f64>) {
-        let t = self.by_ttl.entry(ttl).or_default();
-        for (addr, n) in addrs {
-            match t.addrs.iter_mut().find(|(a, _)| a == addr) {
-                Some((_, count)) => *count += n,
-                None => t.addrs.push((*addr, *n)),
-            }
-        }
-        t.sent += sent;
-        t.received += received;
-        t.rtts_ms.extend(rtt_ms);
-    }
-
-    /// The hops with mtr's statistics over the answered rounds (sample
-    /// standard deviation, as trippy gives it). Every hop counts one probe
-    /// per round (`rounds`), as mtr's `Snt`: a round that ended before
-    /// trippy sent (or published) a TTL — its earlier hops silent until the
-    /// round's timeout — lost that TTL's probe, it did not skip it.
-    fn hops(&self, rounds: usize) -> Vec<Hop> {
-        self.by_ttl
-            .iter()
-            .map(|(ttl, t)| {
-                let n = t.rtts_ms.len() as f64;
-                let avg = if n > 0.0 { t.rtts_ms.iter().sum::<f64>() / n } else { 0.0 };
-                let var =
-                    if n > 1.0 { t.rtts_ms.iter().map(|r| (r - avg).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-                Hop {
-                    ttl: *ttl,
-                    addrs: t.addrs.clone(),
-                    sent: t.sent.max(rounds),
-                    received: t.received,
-                    last_ms: t.rtts_ms.last().copied(),
-                    avg_ms: avg,
-                    best_ms: t.rtts_ms.iter().copied().reduce(f64::min),
-                    worst_ms: t.rtts_ms.iter().copied().reduce(f64::max),
-                    stddev_ms: var.sqrt(),
-                }
-            })
-            .collect()
-    }
+    let hops: Vec<Hop> = state
+        .hops()
+        .iter()
+        .map(|h| Hop {
+            ttl: h.ttl(),
+            addrs: h.addrs_with_counts().map(|(a, n)| (*a, *n)).collect(),
+            sent: h.total_sent(),
+            received: h.total_recv(),
+            last_ms: h.last_ms(),
+            avg_ms: h.avg_ms(),
+            best_ms: h.best_ms(),
+            worst_ms: h.worst_ms(),
+            stddev_ms: h.stddev_ms(),
+        })
+        .collect();
+    Ok(summarize(&target.target, ip, &hops, target.asn_table.as_deref()))
 }
 
 /// One hop as the tracer left it (trippy's `Hop`, kept to what we report).
