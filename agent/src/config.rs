@@ -350,11 +350,19 @@ mod tests {
             got,
             [("192.0.2.1", probe::mtr::Protocol::Udp, Some(53)), ("192.0.2.2", probe::mtr::Protocol::Udp, Some(53))]
         );
+        assert!(config.mtr.iter().all(|t| !t.resolve_hostnames && t.hostname_resolver.is_none()), "defaults");
+        let config = load(&format!(
+            "{HEAD}[[mtr]]\ntarget = \"192.0.2.1\"\nresolve_hostnames = true\nhostname_resolver = \"127.0.0.1:5353\"\n"
+        ))
+        .expect("parses");
+        assert!(config.mtr[0].resolve_hostnames);
+        assert_eq!(config.mtr[0].hostname_resolver, Some("127.0.0.1:5353".parse().expect("addr")));
         for (bad, key) in [
             ("[[mtr]]\ntarget = \"x\"\nport = 80\n", "port"),
             ("[[mtr]]\ntarget = \"x\"\nmax_ttl = 0\n", "max_ttl"),
             ("[[mtr]]\ntarget = \"x\"\ncount = 400\ninterval = \"1m\"\n", "interval"),
             ("[[mtr]]\ntarget = \"x\"\nprotocol = \"sctp\"\n", "sctp"),
+            ("[[mtr]]\ntarget = \"x\"\nhostname_resolver = \"dns.example\"\n", "hostname_resolver"),
         ] {
             let err = load(&format!("{HEAD}{bad}")).expect_err(bad).to_string();
             assert!(err.contains(key), "{bad}: {err}");

@@ -159,6 +159,7 @@ fn message(i: u64, ts_ns: i64) -> Message {
                 .map(|ttl| MtrHop {
                     ttl: Ttl(ttl),
                     ip: Some(format!("10.{ttl}.0.{target}").parse().expect("ip")),
+                    other_ips: Vec::new(),
                     hostname: Some(format!("hop{ttl}.example.net")),
                     asn: Some(64500 + u32::from(ttl)),
                     sent: 10,

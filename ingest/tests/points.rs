@@ -37,8 +37,8 @@ fn golden_messages_render_to_the_design_schema() {
         (ProbeType::Http, vec![format!("http,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,url=https://example.com/,method=GET success=true,redirects=1i,dns_ms=1.5,connect_ms=10.25,tls_ms=21,ttfb_ms=35.125,total_ms=70.5,http_version=\"HTTP/2\",tls_version=\"TLSv1.3\",status_code=200i,cert_not_after=1800057599i,response_bytes=1256i {TS}")]),
         (ProbeType::Mtr, vec![
             format!("mtr_path,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10 destination_reached=true,hop_count=2i,path_hash=\"5f1c0a9e7d3b2a14\" {TS}"),
-            format!("mtr_hop,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10,ttl=1 sent=10i,received=0i,loss_pct=100 {TS}"),
-            format!("mtr_hop,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10,ttl=2 sent=10i,received=10i,loss_pct=0,ip=\"192.0.2.10\",hostname=\"target.example.net\",rtt_last_ms=11.5,rtt_avg_ms=11.6,rtt_best_ms=11.2,rtt_worst_ms=12.25,rtt_stddev_ms=0.3,asn=64500i {TS}"),
+            format!("mtr_hop,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10,ttl=1 sent=10i,received=0i,loss_pct=100,other_ip_count=0i {TS}"),
+            format!("mtr_hop,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10,ttl=2 sent=10i,received=10i,loss_pct=0,other_ip_count=0i,ip=\"192.0.2.10\",hostname=\"target.example.net\",rtt_last_ms=11.5,rtt_avg_ms=11.6,rtt_best_ms=11.2,rtt_worst_ms=12.25,rtt_stddev_ms=0.3,asn=64500i {TS}"),
         ]),
         (ProbeType::Bgp, vec![format!("bgp,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,prefix=192.0.2.0/24,event=origin_change peer_asn=3333i,peer_ip=\"2001:db8::1\",collector=\"rrc00\",expected_origins=\"64500\",as_path=\"3333 1299 64666\",communities=\"3333:100 64666:1:2\",source=\"ris-live\",next_hop=\"2001:db8::1\",origin_asn=64666i {TS}")]),
         (ProbeType::Registry, vec![format!("agent_registry,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,instance=icmp hostname=\"pop-fra-01.netprobe.example\",available_metrics=\"icmp,dns,http\",version=\"0.1.0\",uptime_s=3600i,started_at=\"2026-11-23T16:31:49.500000000Z\",os=\"Linux 6.1.0 (Debian 12)\",ip=\"198.51.100.7\" {TS}")]),
@@ -125,6 +125,24 @@ fn bgp_events_of_the_monitor_carry_their_added_fields() {
              rpki_reason=\"max_length\",origin_expected=true {TS}\n"
         )
     );
+}
+
+#[test]
+fn mtr_hop_other_responders_are_counted_and_listed() {
+    let mut msg = golden(ProbeType::Mtr);
+    let Body::Mtr(m) = &mut msg.body else { unreachable!() };
+    m.hops[1].other_ips = vec!["192.0.2.11".parse().expect("ip"), "2001:db8::7".parse().expect("ip")];
+    let text = lines(&msg);
+    // By hand: the golden hop 2 line with the count and the joined list.
+    let want = format!(
+        "mtr_hop,probe_id=pop-fra-01,location=Frankfurt\\,\\ DE,target=192.0.2.10,ttl=2 sent=10i,received=10i,loss_pct=0,\
+         other_ip_count=2i,ip=\"192.0.2.10\",other_ips=\"192.0.2.11,2001:db8::7\",hostname=\"target.example.net\",\
+         rtt_last_ms=11.5,rtt_avg_ms=11.6,rtt_best_ms=11.2,rtt_worst_ms=12.25,rtt_stddev_ms=0.3,asn=64500i {TS}"
+    );
+    assert_eq!(text.lines().nth(2), Some(want.as_str()));
+    let line = goparse::parse(&want);
+    let stored = &line.fields.iter().find(|(k, _)| k == "other_ips").expect("other_ips field").1;
+    assert_eq!(stored, "192.0.2.11,2001:db8::7");
 }
 
 fn icmp(probe_id: String, location: String, target: String, error: Option<String>) -> Message {

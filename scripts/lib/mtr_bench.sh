@@ -16,6 +16,10 @@
 # agent (all threads), and of every mtr process (/usr/bin/time). Peak
 # RSS: the agent's VmHWM; for mtr, the largest max RSS of one mtr process.
 # The agent's thread count is sampled every second (peak).
+# (c) the baseline for the RSS goal: the same agent binary with one
+# [[icmp]] table of the same targets (interval 10 s, count 5) and no MTR,
+# for min(60 s, MTR_DURATION_S): its peak RSS; reported as the MTR agent's
+# RSS growth over it.
 
 MB_R1=npmtrb1
 MB_R2=npmtrb2
@@ -127,6 +131,28 @@ EOF
     kill -TERM "$pid"; wait "$pid" || true
     mb_pids=()
 
+    log "(c) baseline: the ICMP-only agent, same targets, for $(( MTR_DURATION_S < 60 ? MTR_DURATION_S : 60 )) s"
+    sed -e '/^\[\[mtr\]\]/,$d' "$mb_tmp/agent.toml" >"$mb_tmp/icmp.toml"
+    {
+        echo "[[icmp]]"
+        echo "interval = \"10s\""
+        echo "count = 5"
+        echo "targets = ["
+        awk '{ printf "  \"%s\",\n", $1 }' "$mb_tmp/targets.txt"
+        echo "]"
+    } >>"$mb_tmp/icmp.toml"
+    sed -i -e 's/^probe_id = "bench-mtr"/probe_id = "bench-mtr-icmp"/' "$mb_tmp/icmp.toml"
+    RUST_LOG=warn "$mb_tmp/netprobe-agent" --config "$mb_tmp/icmp.toml" 2>"$OUT/mtr-bench-icmp-agent.log" &
+    pid=$!
+    mb_pids=("$pid")
+    sleep $(( MTR_DURATION_S < 60 ? MTR_DURATION_S : 60 ))
+    kill -0 "$pid" || die "ICMP-only agent died; see $OUT/mtr-bench-icmp-agent.log"
+    local icmp_hwm icmp_cpu
+    icmp_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+    icmp_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$pid/stat")
+    kill -TERM "$pid"; wait "$pid" || true
+    mb_pids=()
+
     log "(b) mtr -n --report -c 10: same targets, every ${MTR_INTERVAL_S} s, 4 at once, for $MTR_DURATION_S s"
     # The cron-style loop: each mtr under /usr/bin/time (user, system
     # seconds and max RSS of that process), 4 at once.
@@ -152,7 +178,11 @@ CRON
     printf '%-28s %12s %12s %10s %8s\n' tool cpu_s peak_rss_kb runs threads
     printf '%-28s %12s %12s %10s %8s\n' "netprobe-agent (mtr)" "$agent_cpu" "$agent_hwm" "$runs" "$threads"
     printf '%-28s %12s %12s %10s %8s\n' "mtr -n --report -c 10" "$mtr_cpu" "$mtr_hwm (one)" "$mtr_runs" "1 each"
-    printf '{"targets":%s,"duration_s":%s,"interval_s":%s,"agent":{"cpu_s":%s,"peak_rss_kb":%s,"runs":%s,"peak_threads":%s},"mtr":{"cpu_s":%s,"peak_rss_kb_one_process":%s,"runs":%s}}\n' \
+    printf '%-28s %12s %12s %10s %8s\n' "agent ICMP-only (baseline)" "$icmp_cpu" "$icmp_hwm" "-" "-"
+    printf 'agent cpu / mtr cpu = %s; agent RSS growth over the ICMP-only agent = %s kB (goal <= 8192)\n' \
+        "$(echo "scale=3; $agent_cpu / $mtr_cpu" | bc -l)" "$(( agent_hwm - icmp_hwm ))"
+    printf '{"targets":%s,"duration_s":%s,"interval_s":%s,"agent":{"cpu_s":%s,"peak_rss_kb":%s,"runs":%s,"peak_threads":%s},"mtr":{"cpu_s":%s,"peak_rss_kb_one_process":%s,"runs":%s},"icmp_only_agent":{"peak_rss_kb":%s,"cpu_s":%s,"duration_s":%s},"rss_growth_kb":%s}\n' \
         "$MTR_TARGETS" "$MTR_DURATION_S" "$MTR_INTERVAL_S" "$agent_cpu" "$agent_hwm" "$runs" "$threads" \
-        "$mtr_cpu" "$mtr_hwm" "$mtr_runs" >"$OUT/mtr-results.json"
+        "$mtr_cpu" "$mtr_hwm" "$mtr_runs" "$icmp_hwm" "$icmp_cpu" "$(( MTR_DURATION_S < 60 ? MTR_DURATION_S : 60 ))" \
+        "$(( agent_hwm - icmp_hwm ))" >"$OUT/mtr-results.json"
 }

@@ -176,7 +176,10 @@ fn a_message_with_designs_fields_alone_decodes_with_the_documented_defaults() {
                 assert_eq!(r.instance, None);
                 assert_eq!(msg.key(), "pop-fra-01");
             }
-            Body::Mtr(m) => assert_eq!(m.error, None),
+            Body::Mtr(m) => {
+                assert_eq!(m.error, None);
+                assert!(m.hops[0].other_ips.is_empty(), "documented default: no other responders");
+            }
             Body::Dns(d) => assert_eq!(d.answers, ["\"v=spf1 a,b\""]),
             Body::Bgp(b) => assert_eq!((b.event, b.source), (BgpEvent::Announce, BgpSource::RisLive)),
             Body::Icmp(_) | Body::Http(_) => {}

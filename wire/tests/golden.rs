@@ -73,6 +73,7 @@ fn fixtures() -> Vec<Message> {
                 MtrHop {
                     ttl: Ttl(1),
                     ip: None,
+                    other_ips: Vec::new(),
                     hostname: None,
                     asn: None,
                     sent: 10,
@@ -87,6 +88,7 @@ fn fixtures() -> Vec<Message> {
                 MtrHop {
                     ttl: Ttl(2),
                     ip: Some(ip("192.0.2.10")),
+                    other_ips: Vec::new(),
                     hostname: Some("target.example.net".into()),
                     asn: Some(64500),
                     sent: 10,

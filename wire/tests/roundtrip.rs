@@ -122,24 +122,28 @@ fn hop() -> impl Strategy<Value = MtrHop> {
             proptest::option::of(any::<IpAddr>()),
             proptest::option::of(text()),
             proptest::option::of(any::<u32>()),
+            proptest::collection::vec(any::<IpAddr>(), 0..3),
         ),
         (any::<u32>(), any::<u32>(), 0.0..=100.0f64),
         (opt_ms(), opt_ms(), opt_ms(), opt_ms(), opt_ms()),
     )
-        .prop_map(|((ttl, ip, hostname, asn), (sent, received, loss_pct), (last, avg, best, worst, sd))| MtrHop {
-            ttl: Ttl(ttl),
-            ip,
-            hostname,
-            asn,
-            sent,
-            received,
-            loss_pct,
-            rtt_last_ms: last,
-            rtt_avg_ms: avg,
-            rtt_best_ms: best,
-            rtt_worst_ms: worst,
-            rtt_stddev_ms: sd,
-        })
+        .prop_map(
+            |((ttl, ip, hostname, asn, other_ips), (sent, received, loss_pct), (last, avg, best, worst, sd))| MtrHop {
+                ttl: Ttl(ttl),
+                ip,
+                other_ips,
+                hostname,
+                asn,
+                sent,
+                received,
+                loss_pct,
+                rtt_last_ms: last,
+                rtt_avg_ms: avg,
+                rtt_best_ms: best,
+                rtt_worst_ms: worst,
+                rtt_stddev_ms: sd,
+            },
+        )
 }
 
 fn mtr() -> impl Strategy<Value = Body> {

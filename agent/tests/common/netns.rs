@@ -66,3 +66,51 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }
+
+/// Two routers joined to the host: host -> r1 (a `Netns`) -> r2, where the
+/// target is r2's address; the host routes r2's subnet via r1. Removed on
+/// drop.
+pub struct TwoHops {
+    pub r1: Netns,
+    r2: String,
+    /// r2's address, the trace's target.
+    pub target: Ipv4Addr,
+    subnet: String,
+}
+
+impl TwoHops {
+    /// r1 is `Netns::new(tag, a)`; r2's subnet is `10.<b>.<pid % 250>.0/24`.
+    pub fn new(tag: &str, a: u8, b_subnet: u8) -> TwoHops {
+        let r1 = Netns::new(tag, a);
+        let b = (std::process::id() % 250) as u8;
+        let r2 = format!("np{tag}2{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &r2]).output();
+        sh("ip", &["netns", "add", &r2]);
+        let (r1_side, r2_side) = (format!("10.{b_subnet}.{b}.1"), format!("10.{b_subnet}.{b}.2"));
+        r1.exec(&["ip", "link", "add", "to-r2", "type", "veth", "peer", "name", "to-r1", "netns", &r2]);
+        r1.exec(&["ip", "addr", "add", &format!("{r1_side}/24"), "dev", "to-r2"]);
+        r1.exec(&["ip", "link", "set", "to-r2", "up"]);
+        r1.exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        r1.exec(&["sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0"]);
+        let in_r2 = |args: &[&str]| {
+            let mut full = vec!["netns", "exec", r2.as_str()];
+            full.extend_from_slice(args);
+            sh("ip", &full)
+        };
+        in_r2(&["ip", "addr", "add", &format!("{r2_side}/24"), "dev", "to-r1"]);
+        in_r2(&["ip", "link", "set", "to-r1", "up"]);
+        in_r2(&["ip", "link", "set", "lo", "up"]);
+        in_r2(&["sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0"]);
+        in_r2(&["ip", "route", "add", "default", "via", &r1_side]);
+        let subnet = format!("10.{b_subnet}.{b}.0/24");
+        sh("ip", &["route", "add", &subnet, "via", &r1.peer_ip.to_string(), "dev", &r1.host_if]);
+        TwoHops { r1, r2, target: r2_side.parse().expect("ip"), subnet }
+    }
+}
+
+impl Drop for TwoHops {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["route", "del", &self.subnet]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.r2]).output();
+    }
+}

@@ -33,8 +33,17 @@ pub struct Mtr {
 pub struct MtrHop {
     /// The TTL of the probes answered by this hop.
     pub ttl: Ttl,
-    /// The responding address; `null` when nothing answered (`???`).
+    /// The responding address; `null` when nothing answered (`???`). When
+    /// several addresses answered this TTL in one run (ECMP, a path
+    /// change), the one that answered most.
     pub ip: Option<IpAddr>,
+    /// The other addresses that answered this TTL in the same run, most
+    /// replies first (ties: lowest address first); `ip` is not among them.
+    /// Added within schema 1 (after DESIGN.md's field list), so optional:
+    /// absent reads as empty (one responder, or an agent that does not
+    /// report it), and an empty list is not written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_ips: Vec<IpAddr>,
     /// Reverse DNS name of `ip`, when it has one.
     pub hostname: Option<String>,
     /// Origin ASN of `ip`, when known.

@@ -17,12 +17,15 @@
 //! Paris mode for TCP.
 //!
 //! The ASN of each hop comes from a local prefix table ([`AsnTable`],
-//! `[agent] asn_table`), never from the network. Reverse DNS of hops is not
-//! done (hostname is always `null`).
+//! `[agent] asn_table`), never from the network. Reverse DNS of hop
+//! addresses (`resolve_hostnames = true`) comes from a bounded cache filled
+//! in the background ([`hostnames`]): never on the run's critical path.
+
+pub mod hostnames;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
@@ -73,6 +76,11 @@ pub struct Target {
     pub timeout: Duration,
     /// The `[agent] asn_table`, attached by `Config::load`.
     pub asn_table: Option<Arc<AsnTable>>,
+    /// Whether hops carry reverse-DNS names (`hostname`). Default false.
+    pub resolve_hostnames: bool,
+    /// The resolver asked for hop names (`IP:port`). Default: the first
+    /// `nameserver` of `/etc/resolv.conf`, port 53.
+    pub hostname_resolver: Option<SocketAddr>,
 }
 
 fn default_interval() -> Duration {
@@ -115,6 +123,10 @@ struct Table {
     round_interval: Duration,
     #[serde(default = "default_second", with = "humantime_serde")]
     timeout: Duration,
+    #[serde(default)]
+    resolve_hostnames: bool,
+    #[serde(default)]
+    hostname_resolver: Option<SocketAddr>,
 }
 
 /// One `[[mtr]]` table with a single `target` (the `targets` form goes
@@ -152,6 +164,8 @@ fn expand<E: serde::de::Error>(tables: Vec<Table>) -> Result<Vec<Target>, E> {
             round_interval: t.round_interval,
             timeout: t.timeout,
             asn_table: None,
+            resolve_hostnames: t.resolve_hostnames,
+            hostname_resolver: t.hostname_resolver,
         }));
     }
     Ok(out)
@@ -160,6 +174,11 @@ fn expand<E: serde::de::Error>(tables: Vec<Table>) -> Result<Vec<Target>, E> {
 /// Late replies are waited for this long after the destination answered
 /// (capped by `timeout`).
 const GRACE: Duration = Duration::from_millis(100);
+
+/// How long the tracer waits in one `poll` for a reply before it checks
+/// the round's end and sends the next probe: the granularity of a round's
+/// end (a round may end this much late).
+const READ_TIMEOUT: Duration = Duration::from_millis(10);
 
 impl Target {
     /// The longest one round can take.
@@ -178,9 +197,10 @@ impl super::Probe for Target {
     }
 
     /// `count` rounds of at most `max(round_interval, timeout)` each, plus
-    /// `timeout` for name resolution.
+    /// per round the grace a late reply near the round's end may add and
+    /// the tracer's poll granularity, plus `timeout` for name resolution.
     fn run_deadline(&self) -> Duration {
-        self.round_max() * self.count + self.timeout
+        (self.round_max() + GRACE.min(self.timeout) + READ_TIMEOUT) * self.count + self.timeout
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -207,7 +227,7 @@ impl super::Probe for Target {
         if self.port == Some(0) {
             return Err("port must be 1..=65535".into());
         }
-        let deadline = super::Probe::run_deadline(self) - self.timeout;
+        let deadline = self.round_max() * self.count;
         if deadline > self.interval {
             return Err(format!(
                 "count * max(round_interval, timeout) ({deadline:?}) does not fit in interval ({:?})",
@@ -282,6 +302,15 @@ pub async fn run(target: &Target) -> Mtr {
     match traced {
         Ok(Ok(mut m)) => {
             m.target = target.target.clone();
+            if target.resolve_hostnames {
+                let resolver = target.hostname_resolver.unwrap_or_else(hostnames::system_resolver);
+                let answered: Vec<&mut MtrHop> = m.hops.iter_mut().filter(|h| h.ip.is_some()).collect();
+                let ips: Vec<IpAddr> = answered.iter().filter_map(|h| h.ip).collect();
+                let names = hostnames::HostnameCache::global().names(resolver, &ips);
+                for (hop, name) in answered.into_iter().zip(names) {
+                    hop.hostname = name;
+                }
+            }
             m
         }
         Ok(Err(e)) => {
@@ -315,7 +344,7 @@ fn trace(target: &Target, ip: IpAddr) -> Result<Mtr, ProbeError> {
         .min_round_duration(target.round_interval)
         .max_round_duration(target.round_max())
         .grace_duration(GRACE.min(target.timeout))
-        .read_timeout(Duration::from_millis(10))
+        .read_timeout(READ_TIMEOUT)
         .max_samples(target.count as usize)
         .max_flows(64);
     // Source port for UDP Paris: fixed per run, derived from the trace id.
@@ -390,7 +419,8 @@ struct Hop {
 }
 
 /// The wire message from the tracer's hops: each hop's address is the one
-/// that answered most; hops after the destination are dropped, trailing
+/// that answered most (ties: the lowest address), the others that answered
+/// that TTL go to `other_ips`, most replies first; hops after the destination are dropped, trailing
 /// silent hops of a trace that did not reach it are cut to one.
 fn summarize(target: &str, ip: IpAddr, hops: &[Hop], asn: Option<&AsnTable>) -> Mtr {
     let end = match hops.iter().position(|h| h.addrs.iter().any(|(a, _)| *a == ip)) {
@@ -401,13 +431,18 @@ fn summarize(target: &str, ip: IpAddr, hops: &[Hop], asn: Option<&AsnTable>) -> 
     let out_hops: Vec<MtrHop> = hops[..end]
         .iter()
         .map(|h| {
-            let ip = h.addrs.iter().max_by_key(|(_, n)| *n).map(|(a, _)| *a);
+            let mut by_count = h.addrs.clone();
+            by_count.sort_by(|(a, n), (b, m)| m.cmp(n).then(a.cmp(b)));
+            let mut responders = by_count.into_iter().map(|(a, _)| a);
+            let ip = responders.next();
+            let other_ips: Vec<IpAddr> = responders.collect();
             let received = h.received as u32;
             let n = received as f64;
             let answered = received > 0;
             MtrHop {
                 ttl: netprobe_wire::Ttl(h.ttl),
                 ip,
+                other_ips,
                 hostname: None,
                 asn: ip.and_then(|ip| asn.and_then(|t| t.lookup(ip))),
                 sent: h.sent as u32,
@@ -547,6 +582,52 @@ mod tests {
         // Computed independently (Python, FNV-1a 64 of "10.0.0.1,*").
         assert_eq!(path_hash(&[Some(a), None]), "023ea0ec29c4ac5b");
         assert_ne!(path_hash(&[Some(a), None]), path_hash(&[None, Some(a)]));
+    }
+
+    fn hop(ttl: u8, addrs: &[(&str, usize)], sent: usize) -> Hop {
+        let received = addrs.iter().map(|(_, n)| n).sum();
+        Hop {
+            ttl,
+            addrs: addrs.iter().map(|(a, n)| (a.parse().expect("ip"), *n)).collect(),
+            sent,
+            received,
+            last_ms: Some(1.0),
+            avg_ms: 1.0,
+            best_ms: Some(1.0),
+            worst_ms: Some(1.0),
+            stddev_ms: 0.0,
+        }
+    }
+
+    /// What trippy's snapshot gives for a TTL answered by several routers
+    /// (`Hop::addrs_with_counts`, in first-seen order): the one seen most is
+    /// `ip`, the others are listed most replies first, ties by address.
+    #[test]
+    fn several_responders_at_one_ttl_report_the_most_seen_and_list_the_others() {
+        let hops = [
+            hop(1, &[("10.0.0.1", 10)], 10),
+            hop(2, &[("10.0.2.2", 3), ("10.0.4.2", 5), ("10.0.9.2", 2)], 10),
+            hop(3, &[("10.0.7.2", 5), ("10.0.6.2", 5)], 10),
+            hop(4, &[("192.0.2.1", 10)], 10),
+        ];
+        let m = summarize("t", "192.0.2.1".parse().expect("ip"), &hops, None);
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let got: Vec<(Option<IpAddr>, Vec<IpAddr>)> = m.hops.iter().map(|h| (h.ip, h.other_ips.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(ip("10.0.0.1")), vec![]),
+                (Some(ip("10.0.4.2")), vec![ip("10.0.2.2"), ip("10.0.9.2")]),
+                (Some(ip("10.0.6.2")), vec![ip("10.0.7.2")]),
+                (Some(ip("192.0.2.1")), vec![]),
+            ]
+        );
+        assert_eq!((m.hops[1].received, m.hops[1].loss_pct), (10, 0.0), "every responder's replies count");
+        // The hash is over the reported (most seen) addresses only.
+        assert_eq!(
+            m.path_hash,
+            path_hash(&[Some(ip("10.0.0.1")), Some(ip("10.0.4.2")), Some(ip("10.0.6.2")), Some(ip("192.0.2.1"))])
+        );
     }
 
     #[test]
