@@ -310,25 +310,27 @@ async fn a_silent_connection_is_stale_pinged_then_replaced() {
 
     let mut ws = accept(&listener).await;
     expect_subscriptions(&mut ws).await;
-    // One frame, then silence: the client's stale clock starts after it.
+    // One frame, then a server that neither sends nor reads: the client's
+    // pings go unanswered (no pong without a read), so its stale clock
+    // runs from this frame.
     let last_sent = Instant::now();
     send(&mut ws, r#"{"type":"pong","data":null}"#).await;
-    // Keep reading so pings are answered, until the client closes.
-    let mut pings = 0;
-    loop {
-        match tokio::time::timeout(DEADLINE, ws.next()).await.expect("client acts in time") {
-            Some(Ok(Message::Ping(_))) => pings += 1,
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-            Some(Ok(other)) => panic!("unexpected frame: {other:?}"),
-        }
-    }
-    assert!(pings >= 2, "pings every 200 ms over a 1 s silence, got {pings}");
     let mut ws2 = accept(&listener).await;
     assert!(
         last_sent.elapsed() >= stale_after,
         "replaced {:?} after the last frame, before the stale limit",
         last_sent.elapsed()
     );
+    // What the client sent on the abandoned connection: pings, then its close.
+    let mut pings = 0;
+    loop {
+        match tokio::time::timeout(DEADLINE, ws.next()).await.expect("old connection readable") {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(other)) => panic!("unexpected frame: {other:?}"),
+        }
+    }
+    assert!(pings >= 2, "pings every 200 ms over a 1 s silence, got {pings}");
     expect_subscriptions(&mut ws2).await;
     poll_until("reconnect counted", || health.reconnects.load(Ordering::Relaxed) == 1).await;
     assert!(health.is_stale(Instant::now(), stale_after), "the last message is older than the stale limit");
@@ -441,4 +443,47 @@ async fn wss_with_a_private_ca_and_an_untrusted_server() {
     tokio::time::timeout(DEADLINE, client).await.expect("client stops").expect("client task");
     assert!(rx.try_recv().is_err(), "nothing delivered");
     assert_eq!(health.reconnects.load(Ordering::Relaxed), 0);
+}
+
+/// A watched prefix can be quiet for hours: a connection that answers the
+/// client's pings stays up and the feed live, though no message arrives
+/// for several times the stale limit.
+#[tokio::test]
+async fn a_quiet_prefix_on_a_live_connection_is_not_stale() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/v1/ws/", listener.local_addr().expect("addr"));
+    let (tx, _rx) = mpsc::channel(8);
+    let health = Arc::new(FeedHealth::new("ris-live quiet test"));
+    let shutdown = CancellationToken::new();
+    let stale_after = Duration::from_secs(1);
+    let options = RisLiveOptions {
+        ca_file: None,
+        stale_after,
+        ping_interval: Duration::from_millis(200),
+        connect_timeout: Duration::from_secs(5),
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(100),
+    };
+    let client = tokio::spawn(ris_live::run_with(url, watched(), tx, Arc::clone(&health), shutdown.clone(), options));
+    let mut ws = accept(&listener).await;
+    expect_subscriptions(&mut ws).await;
+    // Read (which answers each ping with a pong) for 3 x the stale limit,
+    // sending nothing; the client must neither close nor reconnect.
+    let quiet = Instant::now() + 3 * stale_after;
+    let mut pings = 0;
+    while Instant::now() < quiet {
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(quiet), ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(other) => panic!("the client closed or sent {other:?} on a live, quiet connection"),
+        }
+    }
+    assert!(pings >= 10, "pings every 200 ms over 3 s, got {pings}");
+    assert!(tokio::time::timeout(Duration::from_millis(100), listener.accept()).await.is_err(), "no second connection");
+    assert_eq!(health.reconnects.load(Ordering::Relaxed), 0);
+    assert!(health.connected.load(Ordering::Relaxed));
+    assert!(!health.is_stale(Instant::now(), stale_after), "pongs keep the quiet feed live");
+    assert_eq!(health.messages.load(Ordering::Relaxed), 0, "pongs are not messages");
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, client).await.expect("client stops on shutdown").expect("client task");
 }

@@ -66,3 +66,13 @@ impl FeedHealth {
     }
 }
 // ---- items below this line may differ between branches ----
+
+impl FeedHealth {
+    /// Records that the feed's connection answered a keepalive now (a
+    /// websocket pong): the feed is alive though nothing was published for
+    /// its prefixes, which a quiet prefix can be for hours. Not counted in
+    /// [`FeedHealth::messages`].
+    pub fn saw_keepalive(&self) {
+        *self.last_message.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+}

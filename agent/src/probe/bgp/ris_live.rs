@@ -14,10 +14,12 @@
 //!   then skipped; the connection stays up;
 //! - `ris_error` from the server is logged (it usually names a bad
 //!   subscription);
-//! - a connection that delivers no frame for [`RisLiveOptions::stale_after`]
-//!   (5 minutes) is stale: it is closed and a new one made. A websocket ping
-//!   goes out every [`RisLiveOptions::ping_interval`] so a dead TCP path is
-//!   noticed even when the prefixes are quiet;
+//! - a websocket ping goes out every [`RisLiveOptions::ping_interval`]
+//!   (30 s); the server's pong keeps the feed live
+//!   ([`FeedHealth::saw_keepalive`]), so a watched prefix with no update
+//!   for hours is not a stale feed. A connection that delivers neither a
+//!   message nor a pong for [`RisLiveOptions::stale_after`] (5 minutes) is
+//!   stale: it is closed and a new one made;
 //! - after a drop (close, error, stale, failed connect) the client waits an
 //!   exponential backoff with jitter (1 s doubling to 60 s; reset once a
 //!   connection delivered a frame), reconnects and subscribes again.
@@ -202,10 +204,10 @@ impl Session<'_> {
             tokio::select! {
                 () = sleep_until(last_frame + self.options.stale_after) => {
                     tracing::warn!(feed = %self.health.name, after_s = self.options.stale_after.as_secs(),
-                                   "RIS Live feed stale: no message; closing the connection");
+                                   "RIS Live feed stale: no message and no pong; closing the connection");
                     // Best effort: the peer may be gone.
                     let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
-                    return End::Dropped(format!("no message for {:?}", self.options.stale_after));
+                    return End::Dropped(format!("no message and no pong for {:?}", self.options.stale_after));
                 }
                 _ = ping.tick() => {
                     if let Err(e) = ws.send(Message::Ping(Default::default())).await {
@@ -239,7 +241,11 @@ impl Session<'_> {
                                 None => "server closed".to_owned(),
                             });
                         }
-                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                        Message::Pong(_) => {
+                            last_frame = Instant::now();
+                            self.health.saw_keepalive();
+                        }
+                        Message::Ping(_) | Message::Frame(_) => {}
                     }
                 }
             }
