@@ -294,6 +294,11 @@ mod tests {
             ),
             (t("source = \"ris-live\"\n"), "line 8", "prefix"),
             (
+                t("prefix = \"192.0.2.0/24\"\nsource = \"mrt:https://u:pw@example.net/rrc00/\"\n"),
+                "line 8",
+                "carries credentials",
+            ),
+            (
                 format!("{HEAD}[[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = []\nsource = \"ris-live\"\n"),
                 "line 8",
                 "expected_origins",

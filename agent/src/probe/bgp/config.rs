@@ -143,6 +143,9 @@ impl TryFrom<RawTable> for Table {
             if poll_interval.is_zero() {
                 return Err("poll_interval: must be > 0".into());
             }
+            if location.starts_with("http://") || location.starts_with("https://") {
+                super::mrt_http::check_url(location).map_err(|e| format!("source: {e}"))?;
+            }
             Source::Mrt { location: location.to_owned(), poll_interval }
         } else if let Some(addr) = r.source.strip_prefix("bmp:") {
             let listen = addr

@@ -37,6 +37,9 @@ pub struct FeedHealth {
     pub malformed: AtomicU64,
     /// Reconnections made after a drop.
     pub reconnects: AtomicU64,
+    /// Fetches that failed (MRT over HTTP: an index or file that could not
+    /// be downloaded, by status, transport error, truncation or size).
+    pub fetch_errors: AtomicU64,
     last_message: Mutex<Option<Instant>>,
 }
 
@@ -49,6 +52,7 @@ impl FeedHealth {
             messages: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            fetch_errors: AtomicU64::new(0),
             last_message: Mutex::new(None),
         }
     }

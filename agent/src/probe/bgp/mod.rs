@@ -13,6 +13,7 @@ pub mod bmp;
 pub mod config;
 pub mod feed;
 pub mod mrt;
+pub mod mrt_http;
 pub mod ris_live;
 pub mod rpki;
 pub mod state;

@@ -1,6 +1,7 @@
 //! The MRT source: BGP4MP update records (RFC 6396) from one file, or from
 //! a directory polled for new files, decompressed by extension (`.gz`,
-//! `.bz2`, anything else raw).
+//! `.bz2`, anything else raw). `http(s)://` locations are handed to
+//! [`super::mrt_http`], which downloads and reads through the same path.
 //!
 //! A record that does not parse is counted (`malformed`) and logged with
 //! the file and record number, then skipped; a truncated file ends that
@@ -25,8 +26,8 @@ use super::feed::{FeedElem, FeedHealth, FeedTx};
 pub const MAX_REMEMBERED_FILES: usize = 100_000;
 
 /// Runs the MRT source until `shutdown` or, for a single file, its end.
-/// `location` is a file or a directory (`http(s)://` URLs are not built in
-/// this version: an error is logged and the feed stays down).
+/// `location` is a file, a directory, or an `http(s)://` URL (one file, or
+/// an index ending in `/`; see [`super::mrt_http::run`]).
 pub async fn run(
     location: String,
     poll_interval: Duration,
@@ -35,7 +36,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     if location.starts_with("http://") || location.starts_with("https://") {
-        tracing::error!(feed = %health.name, "MRT over HTTP is not built in this version; mirror the files to a directory");
+        super::mrt_http::run(location, poll_interval, tx, health, shutdown).await;
         return;
     }
     let path = PathBuf::from(&location);
@@ -117,12 +118,18 @@ pub fn collector_of(path: &Path) -> String {
 
 /// A reader of `path` decompressing by extension.
 pub fn open(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
-    let file = BufReader::with_capacity(256 * 1024, std::fs::File::open(path)?);
-    Ok(match path.extension().and_then(|e| e.to_str()) {
+    Ok(decompress(std::fs::File::open(path)?, path.extension().and_then(|e| e.to_str())))
+}
+
+/// `raw` decompressed by the extension `ext` (`gz`, `bz2`, else as is),
+/// buffered.
+pub(crate) fn decompress(raw: impl Read + Send + 'static, ext: Option<&str>) -> Box<dyn Read + Send> {
+    let file = BufReader::with_capacity(256 * 1024, raw);
+    match ext {
         Some("gz") => Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file))),
         Some("bz2") => Box::new(BufReader::new(bzip2::read::MultiBzDecoder::new(file))),
         _ => Box::new(file),
-    })
+    }
 }
 
 /// What reading one file found.
@@ -141,8 +148,18 @@ pub struct FileStats {
 ///
 /// # Errors
 /// The file cannot be opened.
-pub fn for_each_elem(path: &Path, mut each: impl FnMut(bgpkit_parser::BgpElem) -> bool) -> std::io::Result<FileStats> {
-    let mut reader = open(path)?;
+pub fn for_each_elem(path: &Path, each: impl FnMut(bgpkit_parser::BgpElem) -> bool) -> std::io::Result<FileStats> {
+    let reader = open(path)?;
+    Ok(for_each_elem_in(reader, &path.display().to_string(), each))
+}
+
+/// [`for_each_elem`] over an open (decompressed) `reader`; `what` names it
+/// in logs (a path or URL).
+pub(crate) fn for_each_elem_in(
+    mut reader: impl Read,
+    what: &str,
+    mut each: impl FnMut(bgpkit_parser::BgpElem) -> bool,
+) -> FileStats {
     let mut elementor = Elementor::new();
     let mut stats = FileStats::default();
     loop {
@@ -152,21 +169,21 @@ pub fn for_each_elem(path: &Path, mut each: impl FnMut(bgpkit_parser::BgpElem) -
                 for elem in elementor.record_to_elems(record) {
                     stats.elems += 1;
                     if !each(elem) {
-                        return Ok(stats);
+                        return stats;
                     }
                 }
             }
             Err(e) => match e.error {
-                ParserError::EofExpected => return Ok(stats),
+                ParserError::EofExpected => return stats,
                 ParserError::IoError(_) | ParserError::EofError(_) | ParserError::OversizedRecord { .. } => {
                     stats.malformed += 1;
-                    tracing::warn!(file = %path.display(), record = stats.records + 1, error = %e.error,
+                    tracing::warn!(file = %what, record = stats.records + 1, error = %e.error,
                         "MRT file ends in a truncated or unreadable record; rest of the file skipped");
-                    return Ok(stats);
+                    return stats;
                 }
                 other => {
                     stats.malformed += 1;
-                    tracing::warn!(file = %path.display(), record = stats.records + stats.malformed, error = %other,
+                    tracing::warn!(file = %what, record = stats.records + stats.malformed, error = %other,
                         "MRT record skipped: does not parse");
                 }
             },
@@ -177,28 +194,40 @@ pub fn for_each_elem(path: &Path, mut each: impl FnMut(bgpkit_parser::BgpElem) -
 /// Reads one file into the feed; false when the receiver is gone or on
 /// shutdown.
 fn read_file(path: &Path, tx: &FeedTx, health: &FeedHealth, shutdown: &CancellationToken) -> bool {
-    let collector = collector_of(path);
+    match open(path) {
+        Ok(reader) => read_into_feed(reader, &path.display().to_string(), &collector_of(path), tx, health, shutdown),
+        Err(e) => {
+            health.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(feed = %health.name, file = %path.display(), error = %e, "cannot read the MRT file");
+            true
+        }
+    }
+}
+
+/// Reads every update of an open (decompressed) MRT `reader` into the
+/// feed as coming from `collector`; `what` (a path or URL) names it in
+/// logs. False when the receiver is gone or on shutdown.
+pub(crate) fn read_into_feed(
+    reader: impl Read,
+    what: &str,
+    collector: &str,
+    tx: &FeedTx,
+    health: &FeedHealth,
+    shutdown: &CancellationToken,
+) -> bool {
     let mut open = true;
-    let result = for_each_elem(path, |elem| {
+    let stats = for_each_elem_in(reader, what, |elem| {
         health.saw_message();
         if shutdown.is_cancelled() {
             open = false;
             return false;
         }
-        let fe = FeedElem { elem, collector: collector.clone(), source: BgpSource::Mrt };
+        let fe = FeedElem { elem, collector: collector.to_owned(), source: BgpSource::Mrt };
         open = tx.blocking_send(fe).is_ok();
         open
     });
-    match result {
-        Ok(stats) => {
-            health.malformed.fetch_add(stats.malformed, Ordering::Relaxed);
-            tracing::info!(feed = %health.name, file = %path.display(), records = stats.records,
-                updates = stats.elems, malformed = stats.malformed, "MRT file read");
-        }
-        Err(e) => {
-            health.malformed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(feed = %health.name, file = %path.display(), error = %e, "cannot read the MRT file");
-        }
-    }
+    health.malformed.fetch_add(stats.malformed, Ordering::Relaxed);
+    tracing::info!(feed = %health.name, file = %what, records = stats.records,
+        updates = stats.elems, malformed = stats.malformed, "MRT file read");
     open
 }

@@ -10,7 +10,7 @@
 
 mod errors;
 mod exchange;
-mod tls;
+pub(crate) mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -35,7 +35,7 @@ pub(super) fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, r
 
 /// Client settings trusting the system roots (rustls-native-certs), loaded
 /// once per process.
-pub(super) fn system_client_config() -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn system_client_config() -> Result<Arc<ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
