@@ -135,6 +135,7 @@ async fn mtr_results_land_in_influxdb_as_path_and_hop_points() {
         dns: Vec::new(),
         http: Vec::new(),
         mtr: vec![target],
+        bgp: Vec::new(),
     };
     let cancel = CancellationToken::new();
     let (_reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();

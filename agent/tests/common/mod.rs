@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod config;
+pub mod gobgp;
 pub mod mrt;
 pub mod netns;
 pub mod ports;
