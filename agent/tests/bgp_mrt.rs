@@ -7,39 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::mrt::{write_story, Expected};
+use common::mrt::{owned, story_config, summary, write_story};
 use netprobe_agent::probe::bgp::BgpRuntime;
-use netprobe_agent::Config;
-use netprobe_wire::{Body, Message, ProbeId};
+use netprobe_wire::{Body, ProbeId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-const VRPS: &str = r#"{"roas": [{"asn": "AS64500", "prefix": "192.0.2.0/24", "maxLength": 24, "ta": "test"}]}"#;
-
-fn config(dir: &std::path::Path, source: &str) -> Config {
-    std::fs::write(dir.join("vrps.json"), VRPS).expect("write VRPs");
-    let text = format!(
-        "[agent]\nprobe_id = \"pop-test\"\nlocation = \"Test\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
-         username = \"agent\"\nca_file = \"/ca\"\n[[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = [64500]\n\
-         source = \"{source}\"\npoll_interval = \"1h\"\nallowed_upstreams = [3356, 174]\nflap_threshold = 4\n\
-         flap_window = \"60s\"\nvrp_file = \"{}\"\n",
-        dir.join("vrps.json").display()
-    );
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, text).expect("write config");
-    Config::load(&path).expect("config loads")
-}
-
-/// (event, prefix, peer's last octet, origin) of a message.
-fn summary(msg: &Message) -> (String, String, u8, Option<u32>) {
-    let Body::Bgp(b) = &msg.body else { panic!("not a bgp message: {msg:?}") };
-    let std::net::IpAddr::V4(peer) = b.peer_ip else { panic!("v4 peer") };
-    (b.event.as_str().to_owned(), b.prefix.to_string(), peer.octets()[3], b.origin_asn)
-}
-
-fn owned(e: &[Expected]) -> Vec<(String, String, u8, Option<u32>)> {
-    e.iter().map(|(ev, p, peer, o)| (ev.to_string(), p.to_string(), *peer, *o)).collect()
-}
 
 #[tokio::test]
 async fn the_scripted_story_yields_exactly_its_events() {
@@ -48,7 +20,7 @@ async fn the_scripted_story_yields_exactly_its_events() {
     std::fs::create_dir(&dir).expect("mkdir");
     let t0 = 1_764_770_400.0;
     let expected = owned(&write_story(&dir, t0));
-    let config = config(tmp.path(), &format!("mrt:{}", dir.display()));
+    let config = story_config(tmp.path(), &format!("source = \"mrt:{}\"\npoll_interval = \"1h\"", dir.display()));
     let (tx, mut rx) = mpsc::channel(1024);
     let cancel = CancellationToken::new();
     let mut runtime =
@@ -112,7 +84,7 @@ async fn a_single_truncated_file_is_counted_and_the_feed_ends_cleanly() {
     let mut raw = std::fs::read(&file).expect("read");
     raw.extend_from_slice(b"\x1f\x8b\x08\x00garbage");
     std::fs::write(&file, raw).expect("write");
-    let config = config(tmp.path(), &format!("mrt:{}", file.display()));
+    let config = story_config(tmp.path(), &format!("source = \"mrt:{}\"\npoll_interval = \"1h\"", file.display()));
     let (tx, mut rx) = mpsc::channel(16);
     let cancel = CancellationToken::new();
     let mut runtime = BgpRuntime::start(config.bgp, &ProbeId("p".into()), "l", tx, &cancel).expect("starts");

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::mrt::{write_story, Expected};
+use common::mrt::{owned, story_config, summary, write_story};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
@@ -23,13 +23,10 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use netprobe_agent::probe::bgp::feed::{FeedElem, FeedHealth};
 use netprobe_agent::probe::bgp::{mrt, BgpRuntime};
-use netprobe_agent::Config;
-use netprobe_wire::{Body, Message, ProbeId};
+use netprobe_wire::{Body, ProbeId};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-const VRPS: &str = r#"{"roas": [{"asn": "AS64500", "prefix": "192.0.2.0/24", "maxLength": 24, "ta": "test"}]}"#;
 
 /// A listed file that the server does not have (404).
 const MISSING: &str = "updates.20261203.1403.gz";
@@ -123,31 +120,6 @@ fn answer(dir: &Path, path: &str, index_status: u16) -> Response<Full<Bytes>> {
     }
 }
 
-fn config(dir: &Path, source: &str) -> Config {
-    std::fs::write(dir.join("vrps.json"), VRPS).expect("write VRPs");
-    let text = format!(
-        "[agent]\nprobe_id = \"pop-test\"\nlocation = \"Test\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
-         username = \"agent\"\nca_file = \"/ca\"\n[[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = [64500]\n\
-         source = \"{source}\"\npoll_interval = \"1h\"\nallowed_upstreams = [3356, 174]\nflap_threshold = 4\n\
-         flap_window = \"60s\"\nvrp_file = \"{}\"\n",
-        dir.join("vrps.json").display()
-    );
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, text).expect("write config");
-    Config::load(&path).expect("config loads")
-}
-
-/// (event, prefix, peer's last octet, origin) of a message.
-fn summary(msg: &Message) -> (String, String, u8, Option<u32>) {
-    let Body::Bgp(b) = &msg.body else { panic!("not a bgp message: {msg:?}") };
-    let std::net::IpAddr::V4(peer) = b.peer_ip else { panic!("v4 peer") };
-    (b.event.as_str().to_owned(), b.prefix.to_string(), peer.octets()[3], b.origin_asn)
-}
-
-fn owned(e: &[Expected]) -> Vec<(String, String, u8, Option<u32>)> {
-    e.iter().map(|(ev, p, peer, o)| (ev.to_string(), p.to_string(), *peer, *o)).collect()
-}
-
 /// Polls `cond` every 20 ms until it holds or `within` passes.
 async fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
@@ -172,7 +144,7 @@ async fn the_scripted_story_arrives_through_an_http_index() {
     );
     let server = Server::start(dir.clone()).await;
     let index = server.url("/rrc00/");
-    let config = config(tmp.path(), &format!("mrt:{index}"));
+    let config = story_config(tmp.path(), &format!("source = \"mrt:{index}\"\npoll_interval = \"1h\""));
     let (tx, mut rx) = mpsc::channel(1024);
     let cancel = CancellationToken::new();
     let mut runtime =
@@ -228,7 +200,10 @@ async fn a_single_file_url_is_read_once_and_the_feed_ends() {
     std::fs::create_dir(&dir).expect("mkdir");
     let expected = owned(&write_story(&dir, 1_764_770_400.0));
     let server = Server::start(dir.clone()).await;
-    let config = config(tmp.path(), &format!("mrt:{}", server.url("/rrc00/updates.20261203.1400.gz")));
+    let config = story_config(
+        tmp.path(),
+        &format!("source = \"mrt:{}\"\npoll_interval = \"1h\"", server.url("/rrc00/updates.20261203.1400.gz")),
+    );
     let (tx, mut rx) = mpsc::channel(1024);
     let cancel = CancellationToken::new();
     let mut runtime = BgpRuntime::start(config.bgp, &ProbeId("p".into()), "l", tx, &cancel).expect("starts");

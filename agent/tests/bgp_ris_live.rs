@@ -133,6 +133,19 @@ async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Timers scaled down for tests: pings every 200 ms, stale after
+/// `stale_after`, reconnects within 100 ms.
+fn fast_options(stale_after: Duration) -> RisLiveOptions {
+    RisLiveOptions {
+        ca_file: None,
+        stale_after,
+        ping_interval: Duration::from_millis(200),
+        connect_timeout: Duration::from_secs(5),
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(100),
+    }
+}
+
 fn watched() -> Vec<ipnet::IpNet> {
     vec!["198.51.100.0/24".parse().expect("net"), "2001:db8::/32".parse().expect("net")]
 }
@@ -298,14 +311,7 @@ async fn a_silent_connection_is_stale_pinged_then_replaced() {
     assert!(health.is_stale(Instant::now(), Duration::from_secs(3600)), "a feed that never delivered is stale");
     let shutdown = CancellationToken::new();
     let stale_after = Duration::from_secs(1);
-    let options = RisLiveOptions {
-        ca_file: None,
-        stale_after,
-        ping_interval: Duration::from_millis(200),
-        connect_timeout: Duration::from_secs(5),
-        backoff_initial: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(100),
-    };
+    let options = fast_options(stale_after);
     let client = tokio::spawn(ris_live::run_with(url, watched(), tx, Arc::clone(&health), shutdown.clone(), options));
 
     let mut ws = accept(&listener).await;
@@ -456,14 +462,7 @@ async fn a_quiet_prefix_on_a_live_connection_is_not_stale() {
     let health = Arc::new(FeedHealth::new("ris-live quiet test"));
     let shutdown = CancellationToken::new();
     let stale_after = Duration::from_secs(1);
-    let options = RisLiveOptions {
-        ca_file: None,
-        stale_after,
-        ping_interval: Duration::from_millis(200),
-        connect_timeout: Duration::from_secs(5),
-        backoff_initial: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(100),
-    };
+    let options = fast_options(stale_after);
     let client = tokio::spawn(ris_live::run_with(url, watched(), tx, Arc::clone(&health), shutdown.clone(), options));
     let mut ws = accept(&listener).await;
     expect_subscriptions(&mut ws).await;

@@ -27,12 +27,11 @@ use std::time::Duration;
 
 use bgpkit_parser::models::{AsPathSegment, BgpElem, Community, ElemType, MetaCommunity, Origin};
 use bgpkit_parser::{parse_mrt_record, Elementor};
-use common::mrt::{write_story, Expected, WATCHED};
+use common::mrt::{owned, story_config, summary, write_story, WATCHED};
 use futures_util::{SinkExt, StreamExt};
 use netprobe_agent::probe::bgp::BgpRuntime;
-use netprobe_agent::Config;
 use netprobe_wire::msg::BgpSource;
-use netprobe_wire::{Body, Message, ProbeId};
+use netprobe_wire::{Body, ProbeId};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -41,24 +40,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-const VRPS: &str = r#"{"roas": [{"asn": "AS64500", "prefix": "192.0.2.0/24", "maxLength": 24, "ta": "test"}]}"#;
 /// The RIS collector every frame names (the MRT story's directory).
 const HOST: &str = "rrc00";
-
-/// The same `[[bgp]]` table as `bgp_mrt.rs`, fed by RIS Live at `url`.
-fn config(dir: &Path, url: &str) -> Config {
-    std::fs::write(dir.join("vrps.json"), VRPS).expect("write VRPs");
-    let text = format!(
-        "[agent]\nprobe_id = \"pop-test\"\nlocation = \"Test\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
-         username = \"agent\"\nca_file = \"/ca\"\n[[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = [64500]\n\
-         source = \"ris-live\"\nris_live_url = \"{url}\"\nallowed_upstreams = [3356, 174]\nflap_threshold = 4\n\
-         flap_window = \"60s\"\nvrp_file = \"{}\"\n",
-        dir.join("vrps.json").display()
-    );
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, text).expect("write config");
-    Config::load(&path).expect("config loads")
-}
 
 /// One MRT file of the story: its updates, and whether it ends in a
 /// record that does not parse (the truncated one).
@@ -190,17 +173,6 @@ impl Server {
     }
 }
 
-/// (event, prefix, peer's last octet, origin) of a message.
-fn summary(msg: &Message) -> (String, String, u8, Option<u32>) {
-    let Body::Bgp(b) = &msg.body else { panic!("not a bgp message: {msg:?}") };
-    let IpAddr::V4(peer) = b.peer_ip else { panic!("v4 peer") };
-    (b.event.as_str().to_owned(), b.prefix.to_string(), peer.octets()[3], b.origin_asn)
-}
-
-fn owned(e: &[Expected]) -> Vec<(String, String, u8, Option<u32>)> {
-    e.iter().map(|(ev, p, peer, o)| (ev.to_string(), p.to_string(), *peer, *o)).collect()
-}
-
 #[tokio::test]
 async fn the_scripted_story_over_ris_live_with_a_reconnect_yields_exactly_its_events() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -217,7 +189,7 @@ async fn the_scripted_story_over_ris_live_with_a_reconnect_yields_exactly_its_ev
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("ws://{}/v1/ws/?client=netprobe-test", listener.local_addr().expect("addr"));
-    let config = config(tmp.path(), &url);
+    let config = story_config(tmp.path(), &format!("source = \"ris-live\"\nris_live_url = \"{url}\""));
     let (tx, mut rx) = mpsc::channel(1024);
     let cancel = CancellationToken::new();
     let mut runtime =

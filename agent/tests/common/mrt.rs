@@ -140,3 +140,38 @@ pub fn write_story(dir: &Path, t0: f64) -> Vec<Expected> {
         ("announce", w, 5, Some(OWNER)),
     ]
 }
+
+/// The VRPs of the story: 192.0.2.0/24 up to /24 by AS64500.
+const STORY_VRPS: &str = r#"{"roas": [{"asn": "AS64500", "prefix": "192.0.2.0/24", "maxLength": 24, "ta": "test"}]}"#;
+
+/// The agent config every story test uses: the watched /24 (origin 64500,
+/// upstreams 3356 and 174, flaps over 4 in 60 s, the story's VRPs written
+/// into `dir`), fed by `source_lines` (`source = ...` and its keys).
+pub fn story_config(dir: &Path, source_lines: &str) -> netprobe_agent::Config {
+    std::fs::write(dir.join("vrps.json"), STORY_VRPS).expect("write VRPs");
+    let text = format!(
+        "[agent]\nprobe_id = \"pop-test\"\nlocation = \"Test\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
+         username = \"agent\"\nca_file = \"/ca\"\n[[bgp]]\nprefix = \"192.0.2.0/24\"\nexpected_origins = [64500]\n\
+         {source_lines}\nallowed_upstreams = [3356, 174]\nflap_threshold = 4\n\
+         flap_window = \"60s\"\nvrp_file = \"{}\"\n",
+        dir.join("vrps.json").display()
+    );
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, text).expect("write config");
+    netprobe_agent::Config::load(&path).expect("config loads")
+}
+
+/// (event, prefix, peer's last octet, origin) of a message.
+pub type Summary = (String, String, u8, Option<u32>);
+
+/// The [`Summary`] of a `bgp` message.
+pub fn summary(msg: &netprobe_wire::Message) -> Summary {
+    let netprobe_wire::Body::Bgp(b) = &msg.body else { panic!("not a bgp message: {msg:?}") };
+    let IpAddr::V4(peer) = b.peer_ip else { panic!("v4 peer") };
+    (b.event.as_str().to_owned(), b.prefix.to_string(), peer.octets()[3], b.origin_asn)
+}
+
+/// `Expected` rows as [`Summary`] values.
+pub fn owned(e: &[Expected]) -> Vec<Summary> {
+    e.iter().map(|(ev, p, peer, o)| (ev.to_string(), p.to_string(), *peer, *o)).collect()
+}
