@@ -33,11 +33,12 @@ use std::time::{Duration, Instant};
 use netprobe_wire::{KafkaSettings, Message, ProbeType, Topic};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 use rdkafka::ClientContext;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::polled_producer::PolledProducer;
 use crate::spool::{Record, Spool};
 use crate::Error;
 
@@ -58,7 +59,7 @@ const DRAIN_BATCH: usize = 1000;
 /// The agent's Kafka producer and spool.
 #[derive(Clone)]
 pub struct Publisher {
-    producer: ThreadedProducer<Delivery>,
+    producer: PolledProducer<Delivery>,
     prefix: String,
     /// Full topic name per probe type (built once, not per message).
     topics: [(ProbeType, String); ProbeType::ALL.len()],
@@ -247,17 +248,20 @@ impl Publisher {
                     })
                 })?;
         }
-        let producer = settings
-            .client_config()?
+        let mut config = settings.client_config()?;
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", LINGER.as_millis().to_string())
-            .set("message.timeout.ms", MESSAGE_TIMEOUT.as_millis().to_string())
-            .create_with_context(Delivery {
+            .set("message.timeout.ms", MESSAGE_TIMEOUT.as_millis().to_string());
+        let producer = PolledProducer::create(
+            &config,
+            Delivery {
                 shared: Arc::clone(&shared),
                 delivery_s: metrics::histogram!("netprobe_agent_delivery_seconds"),
-            })?;
+            },
+        )?;
         let topics = ProbeType::ALL.map(|t| (t, Topic::for_probe_type(t).name(&settings.topic_prefix)));
         Ok(Publisher { producer, prefix: settings.topic_prefix.clone(), topics, shared })
     }

@@ -175,15 +175,36 @@ fn expand<E: serde::de::Error>(tables: Vec<Table>) -> Result<Vec<Target>, E> {
 /// (capped by `timeout`).
 const GRACE: Duration = Duration::from_millis(100);
 
-/// How long the tracer waits in one `poll` for a reply before it checks
-/// the round's end and sends the next probe: the granularity of a round's
-/// end (a round may end this much late).
-const READ_TIMEOUT: Duration = Duration::from_millis(10);
+/// trippy's wait for one reply for TCP traces: trippy notices a TCP
+/// connection to the destination only when that wait ends, so it bounds how
+/// late the destination's reply is seen (TCP RTTs read up to this high).
+const TCP_READ_TIMEOUT: Duration = Duration::from_millis(10);
+/// Bounds of trippy's wait for one reply for ICMP and UDP traces.
+const READ_TIMEOUT_MIN: Duration = Duration::from_millis(10);
+const READ_TIMEOUT_MAX: Duration = Duration::from_millis(100);
 
 impl Target {
     /// The longest one round can take.
     fn round_max(&self) -> Duration {
         self.round_interval.max(self.timeout)
+    }
+
+    /// How long trippy's loop waits for one reply before it checks the
+    /// round's end and sends the next probe (it sends one probe per turn).
+    /// A reply ends the wait at once, so this does not touch RTTs of ICMP
+    /// and UDP traces; it paces sends past silent hops and is how late a
+    /// round may end. Each wait is a wake-up of the tracer thread: at
+    /// 10 ms a 1 s round was ~100 `select` calls whatever the path, most
+    /// of the agent's CPU under `scripts/bench mtr`. So it is as long as
+    /// lets every TTL be sent within one round even if all are silent
+    /// (`round_max / TTLs`), within 10..=100 ms (33 ms for the defaults);
+    /// TCP keeps [`TCP_READ_TIMEOUT`].
+    fn read_timeout(&self) -> Duration {
+        if self.protocol == Protocol::Tcp {
+            return TCP_READ_TIMEOUT;
+        }
+        let ttls = u32::from(self.max_ttl - self.first_ttl) + 1;
+        (self.round_max() / ttls).clamp(READ_TIMEOUT_MIN, READ_TIMEOUT_MAX)
     }
 }
 
@@ -200,7 +221,7 @@ impl super::Probe for Target {
     /// per round the grace a late reply near the round's end may add and
     /// the tracer's poll granularity, plus `timeout` for name resolution.
     fn run_deadline(&self) -> Duration {
-        (self.round_max() + GRACE.min(self.timeout) + READ_TIMEOUT) * self.count + self.timeout
+        (self.round_max() + GRACE.min(self.timeout) + self.read_timeout()) * self.count + self.timeout
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -344,7 +365,7 @@ fn trace(target: &Target, ip: IpAddr) -> Result<Mtr, ProbeError> {
         .min_round_duration(target.round_interval)
         .max_round_duration(target.round_max())
         .grace_duration(GRACE.min(target.timeout))
-        .read_timeout(READ_TIMEOUT)
+        .read_timeout(target.read_timeout())
         .max_samples(target.count as usize)
         .max_flows(64);
     // Source port for UDP Paris: fixed per run, derived from the trace id.
