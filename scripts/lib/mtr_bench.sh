@@ -13,8 +13,15 @@
 # under `bench.`; (b) a cron-style loop: every MTR_INTERVAL_S, one
 # `mtr -n --report -c 10 -i 1` per target, at most 4 at once (the agent's
 # tracer limit), for the same duration. CPU seconds: utime + stime of the
-# agent (all threads), and of every mtr process (/usr/bin/time). Peak
-# RSS: the agent's VmHWM; for mtr, the largest max RSS of one mtr process.
+# agent (all threads); for mtr, `perf stat -e task-clock` over the whole
+# loop, which counts every process it starts: `mtr`, its `mtr-packet`
+# helper (which does the probing, and which `/usr/bin/time` does not see:
+# mtr does not wait for it, so /usr/bin/time read ~3 ms per run where
+# task-clock reads ~9 ms) and the loop's own `xargs`. Peak RSS: the
+# agent's VmHWM; for mtr, the largest max RSS of one mtr process.
+# Both run in the host's network namespace, where every raw ICMP socket
+# sees every ICMP packet: other ICMP traffic on the host (another bench,
+# a ping flood) wakes both and inflates both; run it on a quiet host.
 # The agent's thread count is sampled every second (peak).
 # (c) the baseline for the RSS goal: the same agent binary with one
 # [[icmp]] table of the same targets (interval 10 s, count 5) and no MTR,
@@ -157,6 +164,7 @@ EOF
     # The cron-style loop: each mtr under /usr/bin/time (user, system
     # seconds and max RSS of that process), 4 at once.
     command -v /usr/bin/time >/dev/null || die "/usr/bin/time not found (apt-get install time)"
+    command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
     cat >"$mb_tmp/cron.sh" <<'CRON'
 #!/usr/bin/env bash
 targets=$1 interval=$2 end=$3 out=$4
@@ -167,12 +175,15 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 CRON
     chmod +x "$mb_tmp/cron.sh"
-    "$mb_tmp/cron.sh" "$mb_tmp/targets.txt" "$MTR_INTERVAL_S" "$(( $(date +%s) + MTR_DURATION_S ))" "$mb_tmp/mtr-times" &
+    perf stat -e task-clock -x, -o "$mb_tmp/mtr-task-clock" -- \
+        "$mb_tmp/cron.sh" "$mb_tmp/targets.txt" "$MTR_INTERVAL_S" "$(( $(date +%s) + MTR_DURATION_S ))" "$mb_tmp/mtr-times" &
     mb_pids=("$!")
     wait "${mb_pids[0]}"
     mb_pids=()
     local mtr_cpu mtr_hwm mtr_runs
-    mtr_cpu=$(awk '{s += $1 + $2} END {print s}' "$mb_tmp/mtr-times")
+    # task-clock is in msec: `1234.56,msec,task-clock,...`
+    mtr_cpu=$(awk -F, '$3 == "task-clock" {printf "%.2f", $1 / 1000}' "$mb_tmp/mtr-task-clock")
+    [ -n "$mtr_cpu" ] || die "no task-clock in $mb_tmp/mtr-task-clock"
     mtr_hwm=$(awk '$3 > m {m = $3} END {print m}' "$mb_tmp/mtr-times")
     mtr_runs=$(wc -l <"$mb_tmp/mtr-times")
     printf '%-28s %12s %12s %10s %8s\n' tool cpu_s peak_rss_kb runs threads
