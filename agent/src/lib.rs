@@ -6,7 +6,6 @@
 pub mod cli;
 pub mod config;
 mod error;
-mod polled_producer;
 pub mod probe;
 pub mod publisher;
 pub mod registry;

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use netprobe_service::PolledProducer;
 use netprobe_wire::{KafkaSettings, Message, ProbeType, Topic};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
@@ -38,7 +39,6 @@ use rdkafka::ClientContext;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::polled_producer::PolledProducer;
 use crate::spool::{Record, Spool};
 use crate::Error;
 

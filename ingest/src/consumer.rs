@@ -4,7 +4,6 @@
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
 use rdkafka::ClientContext;
 use std::time::{Duration, Instant};
 
@@ -128,7 +127,7 @@ pub fn subscribe(config: &Config) -> Result<StreamConsumer<IngestContext>, Error
 ///
 /// # Errors
 /// As [`subscribe`].
-pub fn dlq_producer(config: &Config) -> Result<FutureProducer, Error> {
+pub fn dlq_producer(config: &Config) -> Result<crate::dlq::DlqProducer, Error> {
     let mut client = config.kafka.client_config()?;
     client
         .set("enable.idempotence", "true")
@@ -136,7 +135,8 @@ pub fn dlq_producer(config: &Config) -> Result<FutureProducer, Error> {
         .set("compression.type", "lz4")
         .set("message.max.bytes", "10485760")
         .set("message.timeout.ms", "30000");
-    client.create().map_err(|source| Error::Kafka { context: "create DLQ producer".into(), source })
+    netprobe_service::PolledProducer::create(&client, crate::dlq::DlqDelivery)
+        .map_err(|source| Error::Kafka { context: "create DLQ producer".into(), source })
 }
 
 /// How long the final commit plus the consumer's close may take at shutdown.

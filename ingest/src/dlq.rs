@@ -16,9 +16,12 @@
 
 use std::time::Duration;
 
-use rdkafka::error::RDKafkaErrorCode;
+use netprobe_service::PolledProducer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext};
+use rdkafka::ClientContext;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::Source;
@@ -56,9 +59,30 @@ pub const INITIAL_RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest delay between DLQ send retries (one error log line per attempt).
 pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(10);
 
+/// The DLQ's producer: librdkafka's delivery report of each message goes
+/// to the oneshot it was sent with ([`PolledProducer`]: rdkafka's
+/// `FutureProducer` polls through `ThreadedProducer`, whose polling thread
+/// spins ~1 % of a core even while nothing is sent).
+pub type DlqProducer = PolledProducer<DlqDelivery>;
+
+/// Routes each DLQ delivery report to the send waiting for it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DlqDelivery;
+
+impl ClientContext for DlqDelivery {}
+
+impl ProducerContext for DlqDelivery {
+    type DeliveryOpaque = Box<oneshot::Sender<Result<(), KafkaError>>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, waiting: Self::DeliveryOpaque) {
+        // The send may have been cancelled (shutdown): nobody is waiting.
+        let _ = waiting.send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
+    }
+}
+
 /// Sends undeliverable messages to the DLQ topic.
 pub struct Dlq {
-    producer: FutureProducer,
+    producer: DlqProducer,
     topic: String,
     group_id: String,
 }
@@ -75,7 +99,7 @@ pub struct Cancelled;
 
 impl Dlq {
     /// A DLQ writing to `topic` through `producer` for consumer group `group_id`.
-    pub fn new(producer: FutureProducer, topic: String, group_id: String) -> Self {
+    pub fn new(producer: DlqProducer, topic: String, group_id: String) -> Self {
         Dlq { producer, topic, group_id }
     }
 
@@ -116,23 +140,29 @@ impl Dlq {
                 headers = headers
                     .insert(Header { key: headers::TRUNCATED_FROM_BYTES, value: Some(original_size.as_bytes()) });
             }
-            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(payload).headers(headers);
+            let (delivered, delivery) = oneshot::channel();
+            let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(&self.topic, Box::new(delivered))
+                .payload(payload)
+                .headers(headers);
             if let Some(key) = key {
                 record = record.key(key);
             }
-            let sent = tokio::select! {
-                r = self.producer.send(record, Duration::from_secs(30)) => r,
-                _ = cancel.cancelled() => return Err(Cancelled),
+            let sent = match self.producer.send(record) {
+                Err((e, _)) => Err(e),
+                Ok(()) => tokio::select! {
+                    r = delivery => r.unwrap_or(Err(KafkaError::Canceled)),
+                    _ = cancel.cancelled() => return Err(Cancelled),
+                },
             };
             match sent {
-                Ok(_) => {
+                Ok(()) => {
                     telemetry::dlq_sent(source, class, reason);
                     return Ok(());
                 }
                 // Too large for the DLQ topic: retrying cannot help, and a
                 // stuck DLQ would stall the partition. Keep the head; the
                 // whole message stays at its source offset.
-                Err((e, _))
+                Err(e)
                     if !truncated
                         && e.rdkafka_error_code().is_some_and(|c| {
                             matches!(c, RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
@@ -142,7 +172,7 @@ impl Dlq {
                     payload = &payload[..payload.len().min(TRUNCATED_PAYLOAD_BYTES)];
                     truncated = true;
                 }
-                Err((e, _)) => {
+                Err(e) => {
                     let delay = backoff.delay(None);
                     telemetry::dlq_send_failed(source, &self.topic, &e, delay);
                     failing.get_or_insert_with(telemetry::DlqSendFailing::start);

@@ -1,6 +1,10 @@
 //! What every netprobe daemon (agent, ingest) does the same way under
-//! systemd: structured logs, sd-notify states and the watchdog ping.
+//! systemd: structured logs, sd-notify states and the watchdog ping; and
+//! the Kafka producer both use ([`PolledProducer`]).
 #![deny(missing_docs)]
+
+pub mod polled_producer;
+pub use polled_producer::PolledProducer;
 
 use std::time::{Duration, Instant};
 

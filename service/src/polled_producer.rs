@@ -35,6 +35,12 @@ pub struct PolledProducer<C: ProducerContext + 'static> {
     stop: Arc<StopOnDrop>,
 }
 
+impl<C: ProducerContext + 'static> std::fmt::Debug for PolledProducer<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolledProducer").finish_non_exhaustive()
+    }
+}
+
 impl<C: ProducerContext + 'static> Clone for PolledProducer<C> {
     fn clone(&self) -> Self {
         PolledProducer { producer: Arc::clone(&self.producer), stop: Arc::clone(&self.stop) }
