@@ -2,6 +2,8 @@
 //! the consumer context that reports lag and rebalances, and the bounded
 //! final commit and close of the consumer.
 
+use std::sync::Arc;
+
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
@@ -158,7 +160,7 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// running on its thread and logged: nothing is lost (what was not committed is re-delivered to the
 /// partitions' next owner once the group coordinator expires this member,
 /// after the session timeout), and the process exits.
-pub async fn commit_and_close(consumer: StreamConsumer<IngestContext>, timeout: Duration) {
+pub async fn commit_and_close(consumer: Arc<StreamConsumer<IngestContext>>, timeout: Duration) {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let started = Instant::now();
     let spawned = std::thread::Builder::new().name("consumer-close".into()).spawn(move || {

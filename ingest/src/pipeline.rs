@@ -60,7 +60,7 @@ use crate::batch::{Batch, Source};
 use crate::config::IngestSettings;
 use crate::consumer::IngestContext;
 use crate::dlq::{Cancelled, Dlq};
-use crate::points::{points, render};
+use crate::points::render_message;
 use crate::telemetry;
 use crate::writer::Writer;
 
@@ -86,7 +86,9 @@ type Written = (Writer, Batch, Result<(), Cancelled>);
 
 /// The running pipeline of one ingest process.
 pub struct Pipeline {
-    consumer: StreamConsumer<IngestContext>,
+    /// Shared with the loop's local handle, so a message borrowed from it
+    /// (no copy out of librdkafka) can be handled with `&mut self`.
+    consumer: Arc<StreamConsumer<IngestContext>>,
     /// Idle writers (the others are owned by write tasks).
     writers: Vec<Writer>,
     /// The batches being written, oldest first.
@@ -131,7 +133,7 @@ impl Pipeline {
         on_tick: Box<dyn FnMut() + Send>,
     ) -> Self {
         Pipeline {
-            consumer,
+            consumer: Arc::new(consumer),
             writers,
             in_flight: VecDeque::new(),
             stop_writes: CancellationToken::new(),
@@ -152,6 +154,8 @@ impl Pipeline {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut written_so_far = Ok(());
         let mut tick = ticker();
+        // The loop's own handle: a message borrowed from it does not borrow `self`.
+        let consumer = Arc::clone(&self.consumer);
         'outer: loop {
             (self.on_tick)();
             while !self.is_full() {
@@ -182,10 +186,12 @@ impl Pipeline {
                 }
                 _ = sleep_until(deadline) => self.start_write(),
                 _ = sleep_until(self.stalled_since.map(|t| t + self.settings.pause_after())), if !self.paused => self.set_paused(true),
-                m = self.consumer.recv(), if self.paused || !self.is_full() => match m {
+                m = consumer.recv(), if self.paused || !self.is_full() => match m {
                     Ok(m) if self.is_full() => self.hold(m.detach()),
                     Ok(m) => {
-                        if self.handle(m.detach(), &cancel).await.is_err() || self.drain(&cancel).await.is_err() {
+                        let failed = self.take(&m);
+                        drop(m);
+                        if self.resolve(failed, &cancel).await.is_err() || self.drain(&cancel).await.is_err() {
                             break;
                         }
                     }
@@ -198,6 +204,7 @@ impl Pipeline {
                 _ = std::future::ready(()), if !self.batch.is_empty() && !self.writers.is_empty() => self.start_write(),
             }
         }
+        drop(consumer);
         self.shutdown(written_so_far).await;
     }
 
@@ -320,27 +327,41 @@ impl Pipeline {
 
     /// Decodes one message into the batch, or sends it to the DLQ.
     async fn handle(&mut self, m: OwnedMessage, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let failed = self.take(&m);
+        self.resolve(failed, cancel).await
+    }
+
+    /// Decodes `m` (borrowed from librdkafka: no copy but the one into the
+    /// batch) and renders its points straight into the batch. When it
+    /// cannot be written, returns a copy of it with the error class and
+    /// reason, for [`Pipeline::resolve`].
+    fn take<M: rdkafka::Message>(&mut self, m: &M) -> Option<Failed> {
         let source = Source { topic: self.consumed_from(m.topic()), partition: m.partition(), offset: m.offset() };
-        let kafka_ts_ms = m.timestamp().to_millis();
         let Some(payload) = m.payload() else {
             // A tombstone (compacted agent.registry): nothing to write.
             self.batch.push_resolved(source);
-            return Ok(());
+            return None;
         };
-        let failure = match netprobe_wire::decode(payload) {
-            Err(e) => Some((e.class(), e.to_string())),
-            Ok(msg) => match points(&msg) {
-                Err(e) => Some(("invalid_point", e.to_string())),
-                Ok(pts) => {
-                    self.batch.push(source.clone(), kafka_ts_ms, m.key(), payload, pts.len(), |out| render(&pts, out));
-                    None
+        let source_again = source.clone();
+        let (class, reason) = match netprobe_wire::decode(payload) {
+            Err(e) => (e.class(), e.to_string()),
+            Ok(msg) => {
+                let kafka_ts_ms = m.timestamp().to_millis();
+                match self.batch.try_push(source, kafka_ts_ms, m.key(), payload, |out| render_message(&msg, out)) {
+                    Ok(()) => return None,
+                    Err(e) => ("invalid_point", e.to_string()),
                 }
-            },
+            }
         };
-        if let Some((class, reason)) = failure {
-            self.send_to_dlq(&source, m.key(), payload, class, &reason, cancel).await?;
-            self.batch.push_resolved(source);
-        }
+        Some(Failed { source: source_again, message: to_owned(m), class, reason })
+    }
+
+    /// Sends a message [`Pipeline::take`] could not write to the DLQ, then
+    /// marks it resolved in the batch (its offset is stored in order).
+    async fn resolve(&mut self, failed: Option<Failed>, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let Some(Failed { source, message: m, class, reason }) = failed else { return Ok(()) };
+        self.send_to_dlq(&source, m.key(), m.payload().unwrap_or_default(), class, &reason, cancel).await?;
+        self.batch.push_resolved(source);
         Ok(())
     }
 
@@ -352,15 +373,16 @@ impl Pipeline {
             if self.is_full() {
                 break;
             }
-            let m = match poll_once(self.consumer.recv()) {
+            let consumer = Arc::clone(&self.consumer);
+            let failed = match poll_once(consumer.recv()) {
                 None => break,
-                Some(Ok(m)) => m.detach(),
+                Some(Ok(m)) => self.take(&m),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "Kafka consumer error");
                     break;
                 }
             };
-            self.handle(m, cancel).await?;
+            self.resolve(failed, cancel).await?;
         }
         Ok(())
     }
@@ -456,6 +478,28 @@ fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
         std::task::Poll::Ready(out) => Some(out),
         std::task::Poll::Pending => None,
     }
+}
+
+/// A message that cannot be written, on its way to the DLQ.
+struct Failed {
+    source: Source,
+    /// A copy: the borrowed original is released before the DLQ send.
+    message: OwnedMessage,
+    class: &'static str,
+    reason: String,
+}
+
+/// A copy of `m` with what the DLQ sends (key, payload, position).
+fn to_owned<M: rdkafka::Message>(m: &M) -> OwnedMessage {
+    OwnedMessage::new(
+        m.payload().map(<[u8]>::to_vec),
+        m.key().map(<[u8]>::to_vec),
+        m.topic().to_owned(),
+        m.timestamp(),
+        m.partition(),
+        m.offset(),
+        None,
+    )
 }
 
 /// An interned topic name with the metric handles of its messages.
