@@ -172,7 +172,7 @@ pub fn render(points: &[Point<'_>], out: &mut Vec<u8>) {
                 Field::Bool(x) => write!(out, "{x}"),
                 Field::Str(x) => {
                     out.push(b'"');
-                    escape(x, b"\"\\", out);
+                    escape(x, STR_SPECIALS, out);
                     out.push(b'"');
                     Ok(())
                 }
@@ -191,18 +191,30 @@ fn escape(s: &str, specials: &[u8], out: &mut Vec<u8>) {
 }
 
 fn escape_bytes(s: &[u8], specials: &[u8], out: &mut Vec<u8>) {
-    // Most names and values need no escape: copy them whole.
-    if !s.iter().any(|b| specials.contains(b)) {
-        out.extend_from_slice(s);
-        return;
-    }
-    for &b in s {
-        if specials.contains(&b) {
-            out.push(b'\\');
-        }
-        out.push(b);
+    // The three sets in use, as byte tests the compiler can fold.
+    match specials {
+        TAG_SPECIALS => escape_with(s, |b| matches!(b, b',' | b'=' | b' '), out),
+        STR_SPECIALS => escape_with(s, |b| matches!(b, b'"' | b'\\'), out),
+        _ => escape_with(s, |b| specials.contains(&b), out),
     }
 }
+
+/// Copies `s` to `out` with a `\` before every byte `special` picks, in
+/// runs between them (most values have none and are one copy).
+fn escape_with(s: &[u8], special: impl Fn(u8) -> bool, out: &mut Vec<u8>) {
+    let mut run = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if special(b) {
+            out.extend_from_slice(&s[run..i]);
+            out.push(b'\\');
+            run = i;
+        }
+    }
+    out.extend_from_slice(&s[run..]);
+}
+
+/// Characters escaped in string field values.
+const STR_SPECIALS: &[u8] = b"\"\\";
 
 /// Where [`layout`] sends a message's points: [`Collect`] builds [`Point`]s,
 /// [`Direct`] writes line protocol. A point is `begin`, its tags, its fields
@@ -385,8 +397,9 @@ impl<'a> Emit<'a> for Direct<'_> {
     fn float(&mut self, k: &'static str, v: f64) {
         self.bad |= !v.is_finite();
         self.field_key(k);
-        // Display: shortest round-trip form, never an exponent.
-        let _ = write!(self.out, "{v}");
+        if v.is_finite() {
+            fmt_f64(v, self.out);
+        }
     }
     fn int(&mut self, k: &'static str, v: i64) {
         self.field_key(k);
@@ -401,14 +414,14 @@ impl<'a> Emit<'a> for Direct<'_> {
     fn str(&mut self, k: &'static str, v: &str) {
         self.field_key(k);
         self.out.push(b'"');
-        escape(v, b"\"\\", self.out);
+        escape(v, STR_SPECIALS, self.out);
         self.out.push(b'"');
     }
     fn str_fmt(&mut self, k: &'static str, v: &dyn Display) {
         self.field_key(k);
         self.out.push(b'"');
         let at = self.append_fmt(v);
-        self.escape_tail(at, b"\"\\");
+        self.escape_tail(at, STR_SPECIALS);
         self.out.push(b'"');
     }
     fn string(&mut self, k: &'static str, v: String) {
@@ -416,6 +429,23 @@ impl<'a> Emit<'a> for Direct<'_> {
     }
     fn finish(&mut self) {
         self.end();
+    }
+}
+
+/// Appends finite `v` as `write!("{v}")` does (Rust's `Display`: the
+/// shortest digits that read back as `v`, never an exponent, `-0` for
+/// negative zero). Whole numbers below 2^53 (counts, `loss_pct` 0 and 100)
+/// are written as integers without `fmt`; the rest go through `Display`.
+/// (`ryu` gives the same digits almost always, but not on ties: tested.)
+fn fmt_f64(v: f64, out: &mut Vec<u8>) {
+    const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
+    if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS && !(v == 0.0 && v.is_sign_negative()) {
+        let mut digits = [0u8; 20];
+        // Exact: |v| < 2^53 has no fraction.
+        out.extend_from_slice(fmt_i64(v as i64, &mut digits));
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{v}");
     }
 }
 
@@ -617,4 +647,70 @@ fn health<'a, E: Emit<'a>>(m: &'a Health, e: &mut E, begin: Begin<'_, E>) -> Res
     e.bool("kafka_connected", m.kafka_connected);
     e.opt_int("last_successful_run", m.last_successful_run.map(|t| t.unix_seconds()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn direct(v: f64) -> String {
+        let mut out = Vec::new();
+        fmt_f64(v, &mut out);
+        String::from_utf8(out).expect("ascii")
+    }
+
+    /// `fmt_f64` writes what `Display` writes (the oracle: the standard
+    /// library's formatting, which `render` uses), on edge cases and on
+    /// random bit patterns across the whole range.
+    #[test]
+    fn floats_are_written_as_display_writes_them() {
+        let edges = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            0.2,
+            0.3,
+            1.5,
+            20.0,
+            100.0,
+            11.49,
+            0.271,
+            1e-7,
+            1.5e-7,
+            123456.789,
+            1e15,
+            1e16,
+            1e21,
+            1.5e20,
+            9_007_199_254_740_992.0,
+            9_007_199_254_740_993.0,
+            4_503_599_627_370_495.5,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            2.2250738585072014e-308,
+            0.000_123,
+            1.0e-5,
+            999_999.999,
+        ];
+        for v in edges {
+            assert_eq!(direct(v), format!("{v}"), "{v:e}");
+        }
+        let mut rng = fastrand::Rng::with_seed(15);
+        let mut checked = 0;
+        while checked < 300_000 {
+            let v = f64::from_bits(rng.u64(..));
+            if v.is_finite() {
+                assert_eq!(direct(v), format!("{v}"), "bits {:#x}", v.to_bits());
+                checked += 1;
+            }
+            // Values as probes send them: milliseconds with a few decimals.
+            let ms = f64::from(rng.u32(..10_000_000)) / 1000.0;
+            assert_eq!(direct(ms), format!("{ms}"));
+        }
+    }
 }
