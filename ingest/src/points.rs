@@ -191,16 +191,28 @@ fn escape(s: &str, specials: &[u8], out: &mut Vec<u8>) {
 }
 
 fn escape_bytes(s: &[u8], specials: &[u8], out: &mut Vec<u8>) {
-    // The three sets in use, as byte tests the compiler can fold.
     match specials {
-        TAG_SPECIALS => escape_with(s, |b| matches!(b, b',' | b'=' | b' '), out),
-        STR_SPECIALS => escape_with(s, |b| matches!(b, b'"' | b'\\'), out),
+        TAG_SPECIALS => escape_tag(s, out),
+        STR_SPECIALS => escape_str(s, out),
         _ => escape_with(s, |b| specials.contains(&b), out),
     }
 }
 
+/// [`escape`] with [`TAG_SPECIALS`].
+#[inline]
+fn escape_tag(s: &[u8], out: &mut Vec<u8>) {
+    escape_with(s, |b| matches!(b, b',' | b'=' | b' '), out);
+}
+
+/// [`escape`] with [`STR_SPECIALS`].
+#[inline]
+fn escape_str(s: &[u8], out: &mut Vec<u8>) {
+    escape_with(s, |b| matches!(b, b'"' | b'\\'), out);
+}
+
 /// Copies `s` to `out` with a `\` before every byte `special` picks, in
 /// runs between them (most values have none and are one copy).
+#[inline]
 fn escape_with(s: &[u8], special: impl Fn(u8) -> bool, out: &mut Vec<u8>) {
     let mut run = 0;
     for (i, &b) in s.iter().enumerate() {
@@ -315,6 +327,9 @@ impl<'a> Emit<'a> for Collect<'a> {
 
 /// Writes line protocol as [`render`] does, checking what [`points`] checks
 /// (`bad` set on a line break or trailing `\` in a tag, a non-finite float).
+/// Measurement names and keys are this module's constants, none of which
+/// needs escaping: they are copied as they are (the golden and property
+/// tests hold the output to `render`'s, which escapes them).
 struct Direct<'o> {
     out: &'o mut Vec<u8>,
     ts: i64,
@@ -341,7 +356,7 @@ impl Direct<'_> {
     fn field_key(&mut self, k: &'static str) {
         self.out.push(if self.fields == 0 { b' ' } else { b',' });
         self.fields += 1;
-        escape(k, TAG_SPECIALS, self.out);
+        self.out.extend_from_slice(k.as_bytes());
         self.out.push(b'=');
     }
 
@@ -370,21 +385,21 @@ impl<'a> Emit<'a> for Direct<'_> {
         self.end();
         self.open = true;
         self.fields = 0;
-        escape(measurement, b", ", self.out);
+        self.out.extend_from_slice(measurement.as_bytes());
     }
     fn tag(&mut self, k: &'static str, v: &'a str) {
         self.bad |= bad_tag(v.as_bytes());
         if !v.is_empty() {
             self.out.push(b',');
-            escape(k, TAG_SPECIALS, self.out);
+            self.out.extend_from_slice(k.as_bytes());
             self.out.push(b'=');
-            escape(v, TAG_SPECIALS, self.out);
+            escape_tag(v.as_bytes(), self.out);
         }
     }
     fn tag_fmt(&mut self, k: &'static str, v: &dyn Display) {
         let comma = self.out.len();
         self.out.push(b',');
-        escape(k, TAG_SPECIALS, self.out);
+        self.out.extend_from_slice(k.as_bytes());
         self.out.push(b'=');
         let at = self.append_fmt(v);
         self.bad |= bad_tag(&self.out[at..]);
@@ -414,7 +429,7 @@ impl<'a> Emit<'a> for Direct<'_> {
     fn str(&mut self, k: &'static str, v: &str) {
         self.field_key(k);
         self.out.push(b'"');
-        escape(v, STR_SPECIALS, self.out);
+        escape_str(v.as_bytes(), self.out);
         self.out.push(b'"');
     }
     fn str_fmt(&mut self, k: &'static str, v: &dyn Display) {
@@ -434,19 +449,53 @@ impl<'a> Emit<'a> for Direct<'_> {
 
 /// Appends finite `v` as `write!("{v}")` does (Rust's `Display`: the
 /// shortest digits that read back as `v`, never an exponent, `-0` for
-/// negative zero). Whole numbers below 2^53 (counts, `loss_pct` 0 and 100)
-/// are written as integers without `fmt`; the rest go through `Display`.
-/// (`ryu` gives the same digits almost always, but not on ties: tested.)
+/// negative zero), without `fmt` for what probes send: whole numbers below
+/// 2^53, and numbers below 2^32 with at most 4 decimals (`11.204` ms).
+/// For those, `n / 10^k == v` is exact IEEE arithmetic, so it proves the
+/// decimal `n·10^-k` reads back as `v`; it is the shortest such decimal
+/// (k is tried from 0 up) and the only one with k decimals (10^-4 is wider
+/// than an ulp below 2^32), which is what `Display` writes. Everything
+/// else goes through `Display`. (`ryu` gives the same digits except on
+/// ties, so it is not used.)
 fn fmt_f64(v: f64, out: &mut Vec<u8>) {
     const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
-    if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS && !(v == 0.0 && v.is_sign_negative()) {
-        let mut digits = [0u8; 20];
+    const SHORT_DECIMALS: f64 = 4_294_967_296.0; // 2^32
+    const POW10: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+    let mut digits = [0u8; 20];
+    if v == 0.0 && v.is_sign_negative() {
+        out.extend_from_slice(b"-0");
+        return;
+    }
+    if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS {
         // Exact: |v| < 2^53 has no fraction.
         out.extend_from_slice(fmt_i64(v as i64, &mut digits));
-    } else {
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "{v}");
+        return;
     }
+    if v.abs() < SHORT_DECIMALS {
+        for (k, scale) in POW10.iter().enumerate().skip(1) {
+            let n = (v * scale).round();
+            if n / scale == v {
+                // |n| < 2^32 * 10^4 < 2^63: exact as an integer.
+                let n = n as i64;
+                if n < 0 {
+                    out.push(b'-');
+                }
+                let text = fmt_i64(n.unsigned_abs() as i64, &mut digits);
+                // Left-pad to more than k digits: 0.05 is n = 5, k = 2 -> "005".
+                let zeros = (k + 1).saturating_sub(text.len());
+                let mut padded = [b'0'; 24];
+                padded[zeros..zeros + text.len()].copy_from_slice(text);
+                let padded = &padded[..zeros + text.len()];
+                let point = padded.len() - k;
+                out.extend_from_slice(&padded[..point]);
+                out.push(b'.');
+                out.extend_from_slice(&padded[point..]);
+                return;
+            }
+        }
+    }
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{v}");
 }
 
 /// Whether line protocol cannot carry `v` as a tag value (see [`PointError`]).
