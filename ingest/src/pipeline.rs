@@ -7,8 +7,13 @@
 //!   at most the uncommitted tail; points are idempotent, so nothing doubles.
 //! - Batches are written in their own tasks ([`Writer`]), up to
 //!   `writes_in_flight` at once, while the next one is consumed and
-//!   rendered. They are finished in the order they were started, so offsets
-//!   are stored in order.
+//!   rendered. A write that finishes gives its writer back at once (a slow
+//!   write does not hold the others up: their points are in InfluxDB and
+//!   their writers take the next batches), but offsets are stored in the
+//!   order the batches were started: a finished batch keeps only its
+//!   offsets until every batch before it is written. At most
+//!   [`OUTSTANDING_PER_WRITER`] × `writes_in_flight` batches are between
+//!   start and stored offsets.
 //! - Batching follows the load, not the clock: the open batch is handed to
 //!   an idle writer as soon as the consumer has nothing more fetched
 //!   (librdkafka's queue is drained). While every writer is busy the batch
@@ -91,8 +96,11 @@ pub struct Pipeline {
     consumer: Arc<StreamConsumer<IngestContext>>,
     /// Idle writers (the others are owned by write tasks).
     writers: Vec<Writer>,
-    /// The batches being written, oldest first.
-    in_flight: VecDeque<JoinHandle<Written>>,
+    /// The batches started and whose offsets are not stored yet, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// A batch was not written (shutdown ran out of time): no offset is
+    /// stored any more.
+    failed: bool,
     /// Ends write retries; fired only when a shutdown runs out of time.
     stop_writes: CancellationToken,
     dlq: Arc<Dlq>,
@@ -136,6 +144,7 @@ impl Pipeline {
             consumer: Arc::new(consumer),
             writers,
             in_flight: VecDeque::new(),
+            failed: false,
             stop_writes: CancellationToken::new(),
             dlq,
             settings,
@@ -165,21 +174,20 @@ impl Pipeline {
                 }
             }
             if self.is_full() {
-                if !self.writers.is_empty() {
+                if self.can_write() {
                     self.start_write();
                     continue;
                 }
                 self.stalled_since.get_or_insert_with(Instant::now);
             }
-            let deadline =
-                if self.writers.is_empty() { None } else { self.batch.deadline(self.settings.batch_timeout) };
+            let deadline = if self.can_write() { self.batch.deadline(self.settings.batch_timeout) } else { None };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
                 // Back to the top, which calls on_tick.
                 _ = tick.tick() => {}
-                written = wait(&mut self.in_flight) => {
-                    written_so_far = self.finish_write(written);
+                (i, written) = wait_any(&mut self.in_flight) => {
+                    written_so_far = self.finish_write(i, written);
                     if written_so_far.is_err() {
                         break;
                     }
@@ -201,7 +209,7 @@ impl Pipeline {
                 // writer is idle, so the batch goes now; it grows only while
                 // every writer is busy (the size and age bounds above stay
                 // as caps).
-                _ = std::future::ready(()), if !self.batch.is_empty() && !self.writers.is_empty() => self.start_write(),
+                _ = std::future::ready(()), if !self.batch.is_empty() && self.can_write() => self.start_write(),
             }
         }
         drop(consumer);
@@ -221,16 +229,18 @@ impl Pipeline {
         // Messages received but not batched are simply not stored.
         self.held.clear();
         loop {
-            if result.is_ok() && !self.batch.is_empty() && !self.writers.is_empty() {
+            if result.is_ok() && !self.batch.is_empty() && self.can_write() {
                 self.start_write();
             }
-            if self.in_flight.is_empty() {
+            if !self.in_flight.iter().any(|b| matches!(b, InFlight::Writing(_))) {
                 break;
             }
-            let written = wait(&mut self.in_flight).await;
-            // After an unwritten batch, later ones must not store offsets.
+            let (i, written) = wait_any(&mut self.in_flight).await;
+            // After an unwritten batch, later ones do not store offsets
+            // (`failed`), whatever they return.
+            let r = self.finish_write(i, written);
             if result.is_ok() {
-                result = self.finish_write(written);
+                result = r;
             }
         }
         match result {
@@ -249,6 +259,14 @@ impl Pipeline {
         self.batch.is_full(self.settings.batch_max_lines, self.settings.batch_max_bytes)
     }
 
+    /// Whether a write can start: a writer is idle and fewer than
+    /// [`OUTSTANDING_PER_WRITER`] × `writes_in_flight` batches wait for
+    /// their offsets to be stored.
+    fn can_write(&self) -> bool {
+        !self.writers.is_empty()
+            && self.in_flight.len() < OUTSTANDING_PER_WRITER * self.settings.writes_in_flight.max(1)
+    }
+
     /// Hands the open batch to a write task. Only called with a writer idle.
     fn start_write(&mut self) {
         let Some(mut writer) = self.writers.pop() else {
@@ -256,27 +274,46 @@ impl Pipeline {
         };
         let batch = std::mem::replace(&mut self.batch, self.spares.pop().unwrap_or_default());
         let stop = self.stop_writes.clone();
-        self.in_flight.push_back(tokio::spawn(async move {
+        self.in_flight.push_back(InFlight::Writing(tokio::spawn(async move {
             let result = writer.write(&batch, &stop).await;
             (writer, batch, result)
-        }));
+        })));
     }
 
-    /// Takes back what a write task returned; stores the batch's offsets
-    /// when it was written.
-    fn finish_write(&mut self, (writer, mut batch, result): Written) -> Result<(), Cancelled> {
+    /// Takes back what the write task of `in_flight[i]` returned: its writer
+    /// is idle again, its messages' delivery latency is recorded (their
+    /// points are in InfluxDB), its buffers are reused; its offsets are
+    /// kept until every batch started before it is done, then stored in
+    /// order. `Err` once a batch was not written (nothing after it is
+    /// stored).
+    fn finish_write(&mut self, i: usize, (writer, mut batch, result): Written) -> Result<(), Cancelled> {
         self.writers.push(writer);
         self.stalled_since = None;
         if result.is_ok() {
-            self.store_offsets(&batch);
             self.record_delivery(&batch);
             if self.paused {
                 self.set_paused(false);
             }
         }
+        let next = batch.next_offsets();
         batch.clear();
         self.spares.push(batch);
-        result
+        self.in_flight[i] = InFlight::Done { next, result };
+        while let Some(InFlight::Done { .. }) = self.in_flight.front() {
+            let Some(InFlight::Done { next, result }) = self.in_flight.pop_front() else { unreachable!("matched") };
+            if result.is_err() {
+                self.failed = true;
+            }
+            if self.failed {
+                return Err(Cancelled);
+            }
+            self.store_offsets(&next);
+        }
+        if self.failed {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
     }
 
     /// Keeps a message that arrived while paused: prefetched before the
@@ -448,10 +485,9 @@ impl Pipeline {
         }
     }
 
-    fn store_offsets(&self, batch: &Batch) {
-        let next = batch.next_offsets();
+    fn store_offsets(&self, next: &NextOffsets) {
         let mut tpl = TopicPartitionList::with_capacity(next.len());
-        for ((topic, partition), offset) in &next {
+        for ((topic, partition), offset) in next {
             if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
                 tracing::warn!(error = %e, %topic, partition, "bad offset");
             }
@@ -520,16 +556,38 @@ impl TopicHandles {
     }
 }
 
-/// The result of the oldest write in flight; pending forever when there is none.
-async fn wait(in_flight: &mut VecDeque<JoinHandle<Written>>) -> Written {
-    let Some(handle) = in_flight.front_mut() else { return std::future::pending().await };
-    let joined = handle.await;
-    in_flight.pop_front();
-    match joined {
-        Ok(written) => written,
-        // The task only ends early by panicking: a bug, surfaced as one.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+/// Per partition, the offset to store once a batch and all before it are written.
+type NextOffsets = std::collections::BTreeMap<(Arc<str>, i32), i64>;
+
+/// Batches between start and stored offsets, per writer: finished batches
+/// wait (as offsets only) behind a slow one at most this deep.
+pub const OUTSTANDING_PER_WRITER: usize = 4;
+
+/// A started batch: being written, or written and waiting for the batches
+/// before it (only its offsets kept).
+enum InFlight {
+    Writing(JoinHandle<Written>),
+    Done { next: NextOffsets, result: Result<(), Cancelled> },
+}
+
+/// The first write to finish, with its index in `in_flight`; pending
+/// forever when none is being written.
+async fn wait_any(in_flight: &mut VecDeque<InFlight>) -> (usize, Written) {
+    std::future::poll_fn(|cx| {
+        for (i, slot) in in_flight.iter_mut().enumerate() {
+            if let InFlight::Writing(handle) = slot {
+                if let std::task::Poll::Ready(joined) = std::future::Future::poll(std::pin::Pin::new(handle), cx) {
+                    return std::task::Poll::Ready(match joined {
+                        Ok(written) => (i, written),
+                        // The task only ends early by panicking: a bug, surfaced as one.
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    });
+                }
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// A timer firing every [`TICK_INTERVAL`]; missed ticks are not caught up.
