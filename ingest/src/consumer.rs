@@ -108,9 +108,10 @@ pub fn subscribe(config: &Config) -> Result<StreamConsumer<IngestContext>, Error
         .set("fetch.wait.max.ms", "100")
         // Prefetch bound per partition; with 42 partitions it sets peak RSS
         // on a backlog (scripts/bench: 16 MB -> 325 MB, 4 MB -> 113 MB,
-        // 1 MB -> 52 MB). 512 KB and 256 KB fetches keep the whole process
-        // under 64 MB with two writes in flight, at the same throughput.
-        .set("queued.max.messages.kbytes", "512")
+        // 1 MB -> 52 MB). 256 KB with 256 KB fetches keeps the whole process
+        // under 64 MB with four writes in flight (`--sink null`, A/B against
+        // 512 KB: peak 57.5-62.7 MB against 62.6-69.9 MB, same msgs/s).
+        .set("queued.max.messages.kbytes", "256")
         .set("max.partition.fetch.bytes", "262144")
         // A partition over that bound is fetched again after this pause;
         // librdkafka's default (1 s) halves throughput with a small bound.
