@@ -68,13 +68,32 @@ impl Batch {
         line_count: usize,
         render: impl FnOnce(&mut Vec<u8>),
     ) {
+        let rendered: Result<(), std::convert::Infallible> = self.try_push(source, kafka_ts_ms, key, payload, |out| {
+            render(out);
+            Ok(line_count)
+        });
+        let Ok(()) = rendered;
+    }
+
+    /// Adds a message whose points `render` appends to the line buffer,
+    /// returning how many lines it wrote; when `render` fails (leaving the
+    /// buffer as it was) nothing is added and its error is returned.
+    pub fn try_push<E>(
+        &mut self,
+        source: Source,
+        kafka_ts_ms: Option<i64>,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        render: impl FnOnce(&mut Vec<u8>) -> Result<usize, E>,
+    ) -> Result<(), E> {
         let start = self.lines.len();
-        render(&mut self.lines);
+        let line_count = render(&mut self.lines)?;
         self.opened.get_or_insert_with(Instant::now);
         self.line_count += line_count;
         let key = key.map(|k| self.keep(k));
         let payload = self.keep(payload);
         self.entries.push(Entry { source, key, payload, range: start..self.lines.len(), line_count, kafka_ts_ms });
+        Ok(())
     }
 
     /// Adds a message that is already resolved (in the DLQ): it has no

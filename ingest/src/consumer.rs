@@ -2,6 +2,8 @@
 //! the consumer context that reports lag and rebalances, and the bounded
 //! final commit and close of the consumer.
 
+use std::sync::Arc;
+
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
@@ -105,9 +107,10 @@ pub fn subscribe(config: &Config) -> Result<StreamConsumer<IngestContext>, Error
         .set("fetch.wait.max.ms", "100")
         // Prefetch bound per partition; with 42 partitions it sets peak RSS
         // on a backlog (scripts/bench: 16 MB -> 325 MB, 4 MB -> 113 MB,
-        // 1 MB -> 52 MB). 512 KB and 256 KB fetches keep the whole process
-        // under 64 MB with two writes in flight, at the same throughput.
-        .set("queued.max.messages.kbytes", "512")
+        // 1 MB -> 52 MB). 256 KB with 256 KB fetches keeps the whole process
+        // under 64 MB with four writes in flight (`--sink null`, A/B against
+        // 512 KB: peak 57.5-62.7 MB against 62.6-69.9 MB, same msgs/s).
+        .set("queued.max.messages.kbytes", "256")
         .set("max.partition.fetch.bytes", "262144")
         // A partition over that bound is fetched again after this pause;
         // librdkafka's default (1 s) halves throughput with a small bound.
@@ -158,7 +161,7 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// running on its thread and logged: nothing is lost (what was not committed is re-delivered to the
 /// partitions' next owner once the group coordinator expires this member,
 /// after the session timeout), and the process exits.
-pub async fn commit_and_close(consumer: StreamConsumer<IngestContext>, timeout: Duration) {
+pub async fn commit_and_close(consumer: Arc<StreamConsumer<IngestContext>>, timeout: Duration) {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let started = Instant::now();
     let spawned = std::thread::Builder::new().name("consumer-close".into()).spawn(move || {

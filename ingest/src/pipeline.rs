@@ -7,8 +7,13 @@
 //!   at most the uncommitted tail; points are idempotent, so nothing doubles.
 //! - Batches are written in their own tasks ([`Writer`]), up to
 //!   `writes_in_flight` at once, while the next one is consumed and
-//!   rendered. They are finished in the order they were started, so offsets
-//!   are stored in order.
+//!   rendered. A write that finishes gives its writer back at once (a slow
+//!   write does not hold the others up: their points are in InfluxDB and
+//!   their writers take the next batches), but offsets are stored in the
+//!   order the batches were started: a finished batch keeps only its
+//!   offsets until every batch before it is written. At most
+//!   [`OUTSTANDING_PER_WRITER`] × `writes_in_flight` batches are between
+//!   start and stored offsets.
 //! - Batching follows the load, not the clock: the open batch is handed to
 //!   an idle writer as soon as the consumer has nothing more fetched
 //!   (librdkafka's queue is drained). While every writer is busy the batch
@@ -60,7 +65,7 @@ use crate::batch::{Batch, Source};
 use crate::config::IngestSettings;
 use crate::consumer::IngestContext;
 use crate::dlq::{Cancelled, Dlq};
-use crate::points::{points, render};
+use crate::points::render_message;
 use crate::telemetry;
 use crate::writer::Writer;
 
@@ -86,11 +91,16 @@ type Written = (Writer, Batch, Result<(), Cancelled>);
 
 /// The running pipeline of one ingest process.
 pub struct Pipeline {
-    consumer: StreamConsumer<IngestContext>,
+    /// Shared with the loop's local handle, so a message borrowed from it
+    /// (no copy out of librdkafka) can be handled with `&mut self`.
+    consumer: Arc<StreamConsumer<IngestContext>>,
     /// Idle writers (the others are owned by write tasks).
     writers: Vec<Writer>,
-    /// The batches being written, oldest first.
-    in_flight: VecDeque<JoinHandle<Written>>,
+    /// The batches started and whose offsets are not stored yet, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// A batch was not written (shutdown ran out of time): no offset is
+    /// stored any more.
+    failed: bool,
     /// Ends write retries; fired only when a shutdown runs out of time.
     stop_writes: CancellationToken,
     dlq: Arc<Dlq>,
@@ -131,9 +141,10 @@ impl Pipeline {
         on_tick: Box<dyn FnMut() + Send>,
     ) -> Self {
         Pipeline {
-            consumer,
+            consumer: Arc::new(consumer),
             writers,
             in_flight: VecDeque::new(),
+            failed: false,
             stop_writes: CancellationToken::new(),
             dlq,
             settings,
@@ -152,6 +163,8 @@ impl Pipeline {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut written_so_far = Ok(());
         let mut tick = ticker();
+        // The loop's own handle: a message borrowed from it does not borrow `self`.
+        let consumer = Arc::clone(&self.consumer);
         'outer: loop {
             (self.on_tick)();
             while !self.is_full() {
@@ -161,31 +174,32 @@ impl Pipeline {
                 }
             }
             if self.is_full() {
-                if !self.writers.is_empty() {
+                if self.can_write() {
                     self.start_write();
                     continue;
                 }
                 self.stalled_since.get_or_insert_with(Instant::now);
             }
-            let deadline =
-                if self.writers.is_empty() { None } else { self.batch.deadline(self.settings.batch_timeout) };
+            let deadline = if self.can_write() { self.batch.deadline(self.settings.batch_timeout) } else { None };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
                 // Back to the top, which calls on_tick.
                 _ = tick.tick() => {}
-                written = wait(&mut self.in_flight) => {
-                    written_so_far = self.finish_write(written);
+                (i, written) = wait_any(&mut self.in_flight) => {
+                    written_so_far = self.finish_write(i, written);
                     if written_so_far.is_err() {
                         break;
                     }
                 }
                 _ = sleep_until(deadline) => self.start_write(),
                 _ = sleep_until(self.stalled_since.map(|t| t + self.settings.pause_after())), if !self.paused => self.set_paused(true),
-                m = self.consumer.recv(), if self.paused || !self.is_full() => match m {
+                m = consumer.recv(), if self.paused || !self.is_full() => match m {
                     Ok(m) if self.is_full() => self.hold(m.detach()),
                     Ok(m) => {
-                        if self.handle(m.detach(), &cancel).await.is_err() || self.drain(&cancel).await.is_err() {
+                        let failed = self.take(&m);
+                        drop(m);
+                        if self.resolve(failed, &cancel).await.is_err() || self.drain(&cancel).await.is_err() {
                             break;
                         }
                     }
@@ -195,9 +209,10 @@ impl Pipeline {
                 // writer is idle, so the batch goes now; it grows only while
                 // every writer is busy (the size and age bounds above stay
                 // as caps).
-                _ = std::future::ready(()), if !self.batch.is_empty() && !self.writers.is_empty() => self.start_write(),
+                _ = std::future::ready(()), if !self.batch.is_empty() && self.can_write() => self.start_write(),
             }
         }
+        drop(consumer);
         self.shutdown(written_so_far).await;
     }
 
@@ -214,16 +229,18 @@ impl Pipeline {
         // Messages received but not batched are simply not stored.
         self.held.clear();
         loop {
-            if result.is_ok() && !self.batch.is_empty() && !self.writers.is_empty() {
+            if result.is_ok() && !self.batch.is_empty() && self.can_write() {
                 self.start_write();
             }
-            if self.in_flight.is_empty() {
+            if !self.in_flight.iter().any(|b| matches!(b, InFlight::Writing(_))) {
                 break;
             }
-            let written = wait(&mut self.in_flight).await;
-            // After an unwritten batch, later ones must not store offsets.
+            let (i, written) = wait_any(&mut self.in_flight).await;
+            // After an unwritten batch, later ones do not store offsets
+            // (`failed`), whatever they return.
+            let r = self.finish_write(i, written);
             if result.is_ok() {
-                result = self.finish_write(written);
+                result = r;
             }
         }
         match result {
@@ -242,6 +259,14 @@ impl Pipeline {
         self.batch.is_full(self.settings.batch_max_lines, self.settings.batch_max_bytes)
     }
 
+    /// Whether a write can start: a writer is idle and fewer than
+    /// [`OUTSTANDING_PER_WRITER`] × `writes_in_flight` batches wait for
+    /// their offsets to be stored.
+    fn can_write(&self) -> bool {
+        !self.writers.is_empty()
+            && self.in_flight.len() < OUTSTANDING_PER_WRITER * self.settings.writes_in_flight.max(1)
+    }
+
     /// Hands the open batch to a write task. Only called with a writer idle.
     fn start_write(&mut self) {
         let Some(mut writer) = self.writers.pop() else {
@@ -249,27 +274,46 @@ impl Pipeline {
         };
         let batch = std::mem::replace(&mut self.batch, self.spares.pop().unwrap_or_default());
         let stop = self.stop_writes.clone();
-        self.in_flight.push_back(tokio::spawn(async move {
+        self.in_flight.push_back(InFlight::Writing(tokio::spawn(async move {
             let result = writer.write(&batch, &stop).await;
             (writer, batch, result)
-        }));
+        })));
     }
 
-    /// Takes back what a write task returned; stores the batch's offsets
-    /// when it was written.
-    fn finish_write(&mut self, (writer, mut batch, result): Written) -> Result<(), Cancelled> {
+    /// Takes back what the write task of `in_flight[i]` returned: its writer
+    /// is idle again, its messages' delivery latency is recorded (their
+    /// points are in InfluxDB), its buffers are reused; its offsets are
+    /// kept until every batch started before it is done, then stored in
+    /// order. `Err` once a batch was not written (nothing after it is
+    /// stored).
+    fn finish_write(&mut self, i: usize, (writer, mut batch, result): Written) -> Result<(), Cancelled> {
         self.writers.push(writer);
         self.stalled_since = None;
         if result.is_ok() {
-            self.store_offsets(&batch);
             self.record_delivery(&batch);
             if self.paused {
                 self.set_paused(false);
             }
         }
+        let next = batch.next_offsets();
         batch.clear();
         self.spares.push(batch);
-        result
+        self.in_flight[i] = InFlight::Done { next, result };
+        while let Some(InFlight::Done { .. }) = self.in_flight.front() {
+            let Some(InFlight::Done { next, result }) = self.in_flight.pop_front() else { unreachable!("matched") };
+            if result.is_err() {
+                self.failed = true;
+            }
+            if self.failed {
+                return Err(Cancelled);
+            }
+            self.store_offsets(&next);
+        }
+        if self.failed {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
     }
 
     /// Keeps a message that arrived while paused: prefetched before the
@@ -320,27 +364,41 @@ impl Pipeline {
 
     /// Decodes one message into the batch, or sends it to the DLQ.
     async fn handle(&mut self, m: OwnedMessage, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let failed = self.take(&m);
+        self.resolve(failed, cancel).await
+    }
+
+    /// Decodes `m` (borrowed from librdkafka: no copy but the one into the
+    /// batch) and renders its points straight into the batch. When it
+    /// cannot be written, returns a copy of it with the error class and
+    /// reason, for [`Pipeline::resolve`].
+    fn take<M: rdkafka::Message>(&mut self, m: &M) -> Option<Failed> {
         let source = Source { topic: self.consumed_from(m.topic()), partition: m.partition(), offset: m.offset() };
-        let kafka_ts_ms = m.timestamp().to_millis();
         let Some(payload) = m.payload() else {
             // A tombstone (compacted agent.registry): nothing to write.
             self.batch.push_resolved(source);
-            return Ok(());
+            return None;
         };
-        let failure = match netprobe_wire::decode(payload) {
-            Err(e) => Some((e.class(), e.to_string())),
-            Ok(msg) => match points(&msg) {
-                Err(e) => Some(("invalid_point", e.to_string())),
-                Ok(pts) => {
-                    self.batch.push(source.clone(), kafka_ts_ms, m.key(), payload, pts.len(), |out| render(&pts, out));
-                    None
+        let source_again = source.clone();
+        let (class, reason) = match netprobe_wire::decode(payload) {
+            Err(e) => (e.class(), e.to_string()),
+            Ok(msg) => {
+                let kafka_ts_ms = m.timestamp().to_millis();
+                match self.batch.try_push(source, kafka_ts_ms, m.key(), payload, |out| render_message(&msg, out)) {
+                    Ok(()) => return None,
+                    Err(e) => ("invalid_point", e.to_string()),
                 }
-            },
+            }
         };
-        if let Some((class, reason)) = failure {
-            self.send_to_dlq(&source, m.key(), payload, class, &reason, cancel).await?;
-            self.batch.push_resolved(source);
-        }
+        Some(Failed { source: source_again, message: to_owned(m), class, reason })
+    }
+
+    /// Sends a message [`Pipeline::take`] could not write to the DLQ, then
+    /// marks it resolved in the batch (its offset is stored in order).
+    async fn resolve(&mut self, failed: Option<Failed>, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let Some(Failed { source, message: m, class, reason }) = failed else { return Ok(()) };
+        self.send_to_dlq(&source, m.key(), m.payload().unwrap_or_default(), class, &reason, cancel).await?;
+        self.batch.push_resolved(source);
         Ok(())
     }
 
@@ -352,15 +410,16 @@ impl Pipeline {
             if self.is_full() {
                 break;
             }
-            let m = match poll_once(self.consumer.recv()) {
+            let consumer = Arc::clone(&self.consumer);
+            let failed = match poll_once(consumer.recv()) {
                 None => break,
-                Some(Ok(m)) => m.detach(),
+                Some(Ok(m)) => self.take(&m),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "Kafka consumer error");
                     break;
                 }
             };
-            self.handle(m, cancel).await?;
+            self.resolve(failed, cancel).await?;
         }
         Ok(())
     }
@@ -426,10 +485,9 @@ impl Pipeline {
         }
     }
 
-    fn store_offsets(&self, batch: &Batch) {
-        let next = batch.next_offsets();
+    fn store_offsets(&self, next: &NextOffsets) {
         let mut tpl = TopicPartitionList::with_capacity(next.len());
-        for ((topic, partition), offset) in &next {
+        for ((topic, partition), offset) in next {
             if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
                 tracing::warn!(error = %e, %topic, partition, "bad offset");
             }
@@ -458,6 +516,28 @@ fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
     }
 }
 
+/// A message that cannot be written, on its way to the DLQ.
+struct Failed {
+    source: Source,
+    /// A copy: the borrowed original is released before the DLQ send.
+    message: OwnedMessage,
+    class: &'static str,
+    reason: String,
+}
+
+/// A copy of `m` with what the DLQ sends (key, payload, position).
+fn to_owned<M: rdkafka::Message>(m: &M) -> OwnedMessage {
+    OwnedMessage::new(
+        m.payload().map(<[u8]>::to_vec),
+        m.key().map(<[u8]>::to_vec),
+        m.topic().to_owned(),
+        m.timestamp(),
+        m.partition(),
+        m.offset(),
+        None,
+    )
+}
+
 /// An interned topic name with the metric handles of its messages.
 #[derive(Clone)]
 struct TopicHandles {
@@ -476,16 +556,38 @@ impl TopicHandles {
     }
 }
 
-/// The result of the oldest write in flight; pending forever when there is none.
-async fn wait(in_flight: &mut VecDeque<JoinHandle<Written>>) -> Written {
-    let Some(handle) = in_flight.front_mut() else { return std::future::pending().await };
-    let joined = handle.await;
-    in_flight.pop_front();
-    match joined {
-        Ok(written) => written,
-        // The task only ends early by panicking: a bug, surfaced as one.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+/// Per partition, the offset to store once a batch and all before it are written.
+type NextOffsets = std::collections::BTreeMap<(Arc<str>, i32), i64>;
+
+/// Batches between start and stored offsets, per writer: finished batches
+/// wait (as offsets only) behind a slow one at most this deep.
+pub const OUTSTANDING_PER_WRITER: usize = 4;
+
+/// A started batch: being written, or written and waiting for the batches
+/// before it (only its offsets kept).
+enum InFlight {
+    Writing(JoinHandle<Written>),
+    Done { next: NextOffsets, result: Result<(), Cancelled> },
+}
+
+/// The first write to finish, with its index in `in_flight`; pending
+/// forever when none is being written.
+async fn wait_any(in_flight: &mut VecDeque<InFlight>) -> (usize, Written) {
+    std::future::poll_fn(|cx| {
+        for (i, slot) in in_flight.iter_mut().enumerate() {
+            if let InFlight::Writing(handle) = slot {
+                if let std::task::Poll::Ready(joined) = std::future::Future::poll(std::pin::Pin::new(handle), cx) {
+                    return std::task::Poll::Ready(match joined {
+                        Ok(written) => (i, written),
+                        // The task only ends early by panicking: a bug, surfaced as one.
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    });
+                }
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// A timer firing every [`TICK_INTERVAL`]; missed ticks are not caught up.

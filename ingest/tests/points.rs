@@ -11,7 +11,7 @@ mod common {
 
 use common::goparse;
 use influxdb_line_protocol::{parse_lines, FieldValue};
-use netprobe_ingest::points::{points, render, PointError};
+use netprobe_ingest::points::{points, render, render_message, PointError};
 use netprobe_wire::msg::{Dns, Icmp};
 use netprobe_wire::{decode, Body, ErrorClass, Message, ProbeError, ProbeId, ProbeType, Timestamp};
 use proptest::prelude::*;
@@ -21,10 +21,29 @@ fn golden(kind: ProbeType) -> Message {
     decode(&std::fs::read(&path).expect("golden file")).expect("golden decodes")
 }
 
+/// The lines ingest writes for `msg` (`render_message`, appending after
+/// what the buffer holds), checked to be the bytes of `render(points)`.
 fn lines(msg: &Message) -> String {
+    let mut direct = b"before\n".to_vec();
+    let n = render_message(msg, &mut direct).expect("valid message");
+    let direct = direct.split_off(b"before\n".len());
     let mut out = Vec::new();
-    render(&points(msg).expect("valid message"), &mut out);
-    String::from_utf8(out).expect("utf-8")
+    let pts = points(msg).expect("valid message");
+    render(&pts, &mut out);
+    assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&out), "render_message == render(points)");
+    assert_eq!(n, pts.len(), "line count");
+    String::from_utf8(direct).expect("utf-8")
+}
+
+/// `render_message` refuses what `points` refuses, with the same error,
+/// and leaves the buffer as it was.
+fn refused_alike(msg: &Message) -> Result<PointError, TestCaseError> {
+    let mut out = b"kept".to_vec();
+    let direct = render_message(msg, &mut out);
+    prop_assert_eq!(&out, b"kept", "buffer untouched on error");
+    let err = points(msg).expect_err("refused");
+    prop_assert_eq!(direct, Err(err.clone()));
+    Ok(err)
 }
 
 const TS: &str = "1795455109123456789";
@@ -181,6 +200,7 @@ fn backslashes_in_tags_are_written_as_influxdb_2_reads_them() {
 fn what_line_protocol_cannot_carry_is_refused() {
     let msg = icmp("pop\n1".into(), "x".into(), "t".into(), None);
     assert_eq!(points(&msg), Err(PointError::LineBreakInTag { tag: "probe_id" }));
+    assert_eq!(refused_alike(&msg).ok(), Some(PointError::LineBreakInTag { tag: "probe_id" }));
     let msg = icmp("p".into(), "x".into(), "a\rb".into(), None);
     assert_eq!(points(&msg), Err(PointError::LineBreakInTag { tag: "target" }));
     let msg = icmp(String::new(), "x".into(), "t".into(), None);
@@ -192,6 +212,34 @@ fn what_line_protocol_cannot_carry_is_refused() {
         m.rtt_avg_ms = Some(f64::NAN);
     }
     assert_eq!(points(&msg), Err(PointError::NonFinite { field: "rtt_avg_ms" }));
+    assert_eq!(refused_alike(&msg).ok(), Some(PointError::NonFinite { field: "rtt_avg_ms" }));
+}
+
+#[test]
+fn render_message_refuses_with_the_first_error_points_names() {
+    // Two faults: an integer beyond i64 (found while building the fields)
+    // and a tag ending in `\` (checked once the points are built). `points`
+    // names the integer; the direct writer, which sees the tag first, must too.
+    let mut msg = golden(ProbeType::Health);
+    msg.location = "Frankfurt\\".into();
+    if let Body::Health(m) = &mut msg.body {
+        m.uptime_s = u64::MAX;
+    }
+    let want = PointError::IntegerOverflow { field: "uptime_s", value: u64::MAX };
+    assert_eq!(refused_alike(&msg).ok(), Some(want));
+    // Only the tag: the tag is named.
+    let mut msg = golden(ProbeType::Mtr);
+    msg.location = "a\rb".into();
+    assert_eq!(refused_alike(&msg).ok(), Some(PointError::LineBreakInTag { tag: "location" }));
+    // Year 2263: past i64 nanoseconds.
+    let msg = decode(
+        &std::fs::read_to_string(format!("{}/../wire/tests/golden/icmp.json", env!("CARGO_MANIFEST_DIR")))
+            .expect("golden file")
+            .replace("2026-11-23T", "2263-11-23T")
+            .into_bytes(),
+    )
+    .expect("decodes");
+    assert!(matches!(refused_alike(&msg), Ok(PointError::TimestampOutOfRange(_))));
 }
 
 fn nasty() -> impl Strategy<Value = String> {
@@ -204,6 +252,9 @@ fn check(
     want_str_fields: &[(&str, Option<&str>)],
 ) -> Result<(), TestCaseError> {
     let result = points(msg);
+    if result.is_err() {
+        refused_alike(msg)?;
+    }
     if msg.probe_id.as_str().is_empty() {
         prop_assert_eq!(result, Err(PointError::EmptyProbeId));
         return Ok(());
@@ -229,6 +280,9 @@ fn check(
     let pts = result.expect("valid");
     let mut out = Vec::new();
     render(&pts, &mut out);
+    let mut direct = Vec::new();
+    prop_assert_eq!(render_message(msg, &mut direct), Ok(1));
+    prop_assert_eq!(&direct, &out, "render_message == render(points)");
     let text = String::from_utf8(out).expect("utf-8");
     prop_assert!(text.ends_with('\n'));
 
