@@ -98,7 +98,13 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            Some(msg) = inbox.recv() => publisher.publish(&msg),
+            Some(msg) = inbox.recv() => {
+                publisher.publish(&msg);
+                // Whatever else is queued, without another pass through the select.
+                while let Ok(msg) = inbox.try_recv() {
+                    publisher.publish(&msg);
+                }
+            }
             Some(new) = reloads.recv() => {
                 let targets = new.targets(&only);
                 let tables = new.bgp_tables(&only);

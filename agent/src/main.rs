@@ -12,6 +12,13 @@ use netprobe_wire::ProbeType;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's malloc: every probe run is a tokio task,
+/// whose cell is a cache-line-aligned allocation that glibc serves through
+/// its slow `memalign` path (`malloc_consolidate`, `unlink_chunk` in the
+/// profile; docs/agent.md "Cost per probe").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     netprobe_service::init_logging();

@@ -55,7 +55,6 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Spooled messages re-sent per round.
 const DRAIN_BATCH: usize = 1000;
-
 /// The agent's Kafka producer and spool.
 #[derive(Clone)]
 pub struct Publisher {
@@ -64,6 +63,9 @@ pub struct Publisher {
     /// Full topic name per probe type (built once, not per message).
     topics: [(ProbeType, String); ProbeType::ALL.len()],
     shared: Arc<Shared>,
+    /// Key and payload of the message being published, reused (librdkafka
+    /// copies both), so encoding allocates nothing once they have grown.
+    scratch: Arc<Mutex<(String, Vec<u8>)>>,
 }
 
 /// Work for the spool thread.
@@ -263,7 +265,7 @@ impl Publisher {
             },
         )?;
         let topics = ProbeType::ALL.map(|t| (t, Topic::for_probe_type(t).name(&settings.topic_prefix)));
-        Ok(Publisher { producer, prefix: settings.topic_prefix.clone(), topics, shared })
+        Ok(Publisher { producer, prefix: settings.topic_prefix.clone(), topics, shared, scratch: Arc::default() })
     }
 
     /// Queues one message for Kafka, or spools it while the broker is
@@ -272,24 +274,27 @@ impl Publisher {
     pub fn publish(&self, msg: &Message) {
         let probe_type = msg.probe_type();
         let Some((_, topic)) = self.topics.iter().find(|(t, _)| *t == probe_type) else { return };
-        let key = msg.key();
-        let payload = match msg.encode() {
-            Ok(p) => p,
+        let mut scratch = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (key, payload) = &mut *scratch;
+        msg.key_into(key);
+        match msg.encode_into(payload) {
+            Ok(()) => {}
             Err(e) => {
                 // A NaN cannot be carried by JSON; this is a bug in a probe.
                 self.shared.lost.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, %topic, key, "message not encodable; dropped");
+                tracing::error!(error = %e, %topic, key = key.as_str(), "message not encodable; dropped");
                 return;
             }
         };
         if !self.kafka_connected() && self.shared.spool.is_some() {
-            self.shared.keep(topic, key.as_bytes(), &payload, &"broker down");
+            self.shared.keep(topic, key.as_bytes(), payload, &"broker down");
             return;
         }
-        let record =
-            BaseRecord::with_opaque_to(topic, Box::new(Opaque::Live(Instant::now()))).key(&key).payload(&payload);
+        let record = BaseRecord::with_opaque_to(topic, Box::new(Opaque::Live(Instant::now())))
+            .key(key.as_str())
+            .payload(payload.as_slice());
         if let Err((e, record)) = self.producer.send(record) {
-            self.shared.keep(topic, key.as_bytes(), record.payload.map_or(&[][..], Vec::as_slice), &e);
+            self.shared.keep(topic, key.as_bytes(), record.payload.unwrap_or_default(), &e);
         }
     }
 

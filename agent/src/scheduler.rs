@@ -165,6 +165,8 @@ impl Scheduler {
 /// A target as the clock keeps it.
 struct Slot {
     target: Target,
+    /// The target's interval (read once, not per slot).
+    interval: Duration,
     next: Instant,
     /// Set while a run is in flight.
     busy: Arc<AtomicBool>,
@@ -189,8 +191,9 @@ async fn clock_loop(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<C
             command = commands.recv() => match command {
                 None => return,
                 Some(Command::Start(id, target)) => {
-                    let next = Instant::now() + target.interval().mul_f64(fastrand::f64());
-                    slots.insert(id, Slot { target, next, busy: Arc::new(AtomicBool::new(false)) });
+                    let interval = target.interval();
+                    let next = Instant::now() + interval.mul_f64(fastrand::f64());
+                    slots.insert(id, Slot { target, interval, next, busy: Arc::new(AtomicBool::new(false)) });
                     due.push(Reverse((next, id)));
                 }
                 Some(Command::Stop(id)) => {
@@ -207,7 +210,7 @@ async fn clock_loop(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<C
                     due.pop();
                     // Stopped targets leave stale heap entries behind.
                     let Some(slot) = slots.get_mut(&id).filter(|s| s.next == at) else { continue };
-                    let interval = slot.target.interval();
+                    let interval = slot.interval;
                     // Slots already behind us (the run overran, or the clock was late) are skipped.
                     let behind = now.saturating_duration_since(at).as_nanos() / interval.as_nanos().max(1);
                     let mut skipped = u64::try_from(behind).unwrap_or(u64::MAX);
@@ -255,8 +258,12 @@ async fn run(target: Target, shared: Arc<Shared>, busy: Arc<AtomicBool>) {
         counters.failures.increment(1);
     }
     let msg = Message::new(shared.probe_id.clone(), shared.location.clone(), timestamp, body);
-    // An error means the publisher is gone: shutting down.
-    let _ = shared.sink.send(msg).await;
+    // An error means the publisher is gone: shutting down. Waiting for room
+    // is rare (the publisher never blocks): that future is boxed, so it does
+    // not grow every run's task.
+    if let Err(mpsc::error::TrySendError::Full(msg)) = shared.sink.try_send(msg) {
+        let _ = Box::pin(shared.sink.send(msg)).await;
+    }
     busy.store(false, Ordering::Release);
 }
 

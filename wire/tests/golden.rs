@@ -168,6 +168,32 @@ fn every_kind_matches_its_golden_json_both_ways() {
 }
 
 #[test]
+fn kafka_keys_are_probe_id_slash_target_written_by_hand() {
+    let want = [
+        (ProbeType::Icmp, "pop-fra-01/192.0.2.10"),
+        (ProbeType::Dns, "pop-fra-01/192.0.2.53:53/example.com/A"),
+        (ProbeType::Http, "pop-fra-01/https://example.com/"),
+        (ProbeType::Mtr, "pop-fra-01/192.0.2.10"),
+        (ProbeType::Bgp, "pop-fra-01/192.0.2.0/24"),
+        (ProbeType::Registry, "pop-fra-01/icmp"),
+        (ProbeType::Health, "pop-fra-01/icmp"),
+    ];
+    // One key buffer and one payload buffer for every message, as the
+    // agent's publisher reuses them: leftovers of a longer message never leak.
+    let mut key = String::from("left over from an earlier, much longer key");
+    let mut payload = b"{\"left over\": \"from an earlier, much longer payload\"}".repeat(20);
+    for msg in fixtures() {
+        let kind = msg.probe_type();
+        let expected = want.iter().find(|(k, _)| *k == kind).map(|(_, key)| *key).expect("a key per kind");
+        assert_eq!(msg.key(), expected, "{kind}");
+        msg.key_into(&mut key);
+        assert_eq!(key, expected, "{kind}: key_into a used buffer");
+        msg.encode_into(&mut payload).expect("encodes");
+        assert_eq!(payload, msg.encode().expect("encodes"), "{kind}: encode_into a used buffer");
+    }
+}
+
+#[test]
 fn failed_probe_is_still_a_message_with_an_error_class() {
     let msg = message(Body::Icmp(Icmp {
         target: "unresolvable.invalid".into(),

@@ -579,8 +579,8 @@ impl EchoSocket {
 /// An echo request: type, code 0, checksum, identifier, sequence number
 /// (RFC 792 / RFC 4443 §4.1) and [`PAYLOAD_BYTES`] of payload. The ICMPv6
 /// checksum is left to the kernel (it needs the IPv6 pseudo-header).
-fn echo_request(v6: bool, ident: u16, seq: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 8 + PAYLOAD_BYTES];
+fn echo_request(v6: bool, ident: u16, seq: u16) -> [u8; 8 + PAYLOAD_BYTES] {
+    let mut p = [0u8; 8 + PAYLOAD_BYTES];
     p[0] = if v6 { 128 } else { 8 };
     p[4..6].copy_from_slice(&ident.to_be_bytes());
     p[6..8].copy_from_slice(&seq.to_be_bytes());
@@ -659,7 +659,7 @@ mod tests {
         assert_eq!(parse(&reply, false, false), Some(Parsed { ident: 9, seq: 42, error: None }));
         let mut ip = vec![0x45u8];
         ip.resize(20, 0);
-        let with_header = [ip.clone(), reply].concat();
+        let with_header = [ip.clone(), reply.to_vec()].concat();
         assert_eq!(parse(&with_header, false, true), Some(Parsed { ident: 9, seq: 42, error: None }));
         let error = [ip.clone(), vec![3, 1, 0, 0, 0, 0, 0, 0], ip, echo_request(false, 9, 43)[..8].to_vec()].concat();
         assert_eq!(

@@ -185,9 +185,35 @@ impl Message {
     /// partition, and the compacted registry keeps one record per agent
     /// instance.
     pub fn key(&self) -> String {
-        match self.body.target().or_else(|| self.body.instance().map(str::to_owned)) {
-            Some(second) => format!("{}/{}", self.probe_id, second),
-            None => self.probe_id.0.clone(),
+        let mut key = String::new();
+        self.key_into(&mut key);
+        key
+    }
+
+    /// [`Message::key`] written into `out` (cleared first), so a publisher
+    /// can reuse one buffer for every message.
+    pub fn key_into(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.clear();
+        out.push_str(&self.probe_id.0);
+        let second = match &self.body {
+            Body::Icmp(m) => Some(m.target.as_str()),
+            Body::Http(m) => Some(m.url.as_str()),
+            Body::Mtr(m) => Some(m.target.as_str()),
+            Body::Registry(_) | Body::Health(_) => self.body.instance(),
+            Body::Dns(m) => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "/{}/{}/{}", m.resolver, m.query_name, m.record_type);
+                return;
+            }
+            Body::Bgp(m) => {
+                let _ = write!(out, "/{}", m.prefix);
+                return;
+            }
+        };
+        if let Some(second) = second {
+            out.push('/');
+            out.push_str(second);
         }
     }
 
@@ -198,6 +224,18 @@ impl Message {
     /// float field is NaN or infinite (JSON cannot carry those, and serde_json
     /// would silently write `null`), or `schema` is not [`SCHEMA_VERSION`].
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        let mut bytes = Vec::new();
+        self.encode_into(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// [`Message::encode`] into `out` (cleared first), so a publisher can
+    /// reuse one buffer for every message instead of growing a new one.
+    ///
+    /// # Errors
+    /// As [`Message::encode`]; `out` is then empty.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        out.clear();
         if self.schema != SCHEMA_VERSION || !self.body.floats_finite() {
             return Err(Error::Encode(format!(
                 "{} message from {} does not read back as itself (NaN or infinite float, or schema {} != {SCHEMA_VERSION})",
@@ -206,11 +244,14 @@ impl Message {
                 self.schema
             )));
         }
-        let bytes = serde_json::to_vec(self).map_err(|e| Error::Encode(e.to_string()))?;
+        if let Err(e) = serde_json::to_writer(&mut *out, self) {
+            out.clear();
+            return Err(Error::Encode(e.to_string()));
+        }
         // Tests (debug builds) hold `floats_finite` to the full round trip,
         // so a float field added without it is caught there.
-        debug_assert!(decode(&bytes).is_ok_and(|back| back == *self), "{self:?} does not read back as itself");
-        Ok(bytes)
+        debug_assert!(decode(out).is_ok_and(|back| back == *self), "{self:?} does not read back as itself");
+        Ok(())
     }
 }
 
