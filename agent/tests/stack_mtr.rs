@@ -41,18 +41,7 @@ async fn agent_publishes_mtr_results_to_kafka() {
         resolve_hostnames: false,
         hostname_resolver: None,
     };
-    let config = Config {
-        agent: agent_settings(&probe_id, spool.path(), Duration::from_secs(600)),
-        kafka: kafka("AGENT"),
-        icmp: Vec::new(),
-        dns: Vec::new(),
-        http: Vec::new(),
-        mtr: vec![target],
-        bgp: Vec::new(),
-    };
-    let cancel = CancellationToken::new();
-    let (_reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
-    let agent = tokio::spawn(netprobe_agent::run(config, Vec::new(), reloads, cancel.clone(), || {}, || {}));
+    let (cancel, agent) = start_agent(&probe_id, spool.path(), target);
 
     let got = tokio::task::block_in_place(|| {
         let start = Instant::now();
@@ -128,18 +117,7 @@ async fn mtr_results_land_in_influxdb_as_path_and_hop_points() {
         resolve_hostnames: false,
         hostname_resolver: None,
     };
-    let config = Config {
-        agent: agent_settings(&probe_id, dir.path(), Duration::from_secs(600)),
-        kafka: kafka("AGENT"),
-        icmp: Vec::new(),
-        dns: Vec::new(),
-        http: Vec::new(),
-        mtr: vec![target],
-        bgp: Vec::new(),
-    };
-    let cancel = CancellationToken::new();
-    let (_reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
-    let agent = tokio::spawn(netprobe_agent::run(config, Vec::new(), reloads, cancel.clone(), || {}, || {}));
+    let (cancel, agent) = start_agent(&probe_id, dir.path(), target);
 
     // The first published run, as the agent sent it.
     let msg = tokio::task::block_in_place(|| {
@@ -279,4 +257,31 @@ fn sighup_rereads_the_asn_table() {
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
     let status = child.wait().expect("exits");
     assert!(status.success(), "exit after SIGTERM: {status}\n{}", read_log());
+}
+
+/// Starts an in-process agent (`agent` principal, spool in `spool`) whose
+/// only probe is `target`; cancel the token to stop it.
+fn start_agent(
+    probe_id: &str,
+    spool: &std::path::Path,
+    target: mtr::Target,
+) -> (CancellationToken, tokio::task::JoinHandle<Result<(), netprobe_agent::Error>>) {
+    let config = Config {
+        agent: agent_settings(probe_id, spool, Duration::from_secs(600)),
+        kafka: kafka("AGENT"),
+        icmp: Vec::new(),
+        dns: Vec::new(),
+        http: Vec::new(),
+        mtr: vec![target],
+        bgp: Vec::new(),
+    };
+    let cancel = CancellationToken::new();
+    let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+    let run = netprobe_agent::run(config, Vec::new(), reloads, cancel.clone(), || {}, || {});
+    // The reload sender lives as long as the agent, as in main.rs.
+    let agent = tokio::spawn(async move {
+        let _reload_tx = reload_tx;
+        run.await
+    });
+    (cancel, agent)
 }
