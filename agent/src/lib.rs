@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 mod error;
+pub mod partitioner;
 pub mod probe;
 pub mod publisher;
 pub mod registry;

@@ -1,5 +1,6 @@
 //! Publishes wire messages to Kafka with an idempotent producer (acks=all,
-//! lz4, [`LINGER`]), key `probe_id/target`, and keeps what Kafka does not
+//! lz4, [`LINGER`]), key `probe_id/target`, one partition per agent and topic
+//! ([`ByAgent`]), and keeps what Kafka does not
 //! take in the on-disk [`Spool`] (DESIGN.md "Delivery guarantees").
 //!
 //! - A message whose delivery fails (broker down, network cut, message
@@ -39,6 +40,7 @@ use rdkafka::ClientContext;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::partitioner::ByAgent;
 use crate::spool::{Record, Spool};
 use crate::Error;
 
@@ -58,7 +60,7 @@ const DRAIN_BATCH: usize = 1000;
 /// The agent's Kafka producer and spool.
 #[derive(Clone)]
 pub struct Publisher {
-    producer: PolledProducer<Delivery>,
+    producer: PolledProducer<Delivery, ByAgent>,
     prefix: String,
     /// Full topic name per probe type (built once, not per message).
     topics: [(ProbeType, String); ProbeType::ALL.len()],
@@ -198,8 +200,12 @@ impl ClientContext for Delivery {
     }
 }
 
-impl ProducerContext for Delivery {
+impl ProducerContext<ByAgent> for Delivery {
     type DeliveryOpaque = Box<Opaque>;
+
+    fn get_custom_partitioner(&self) -> Option<&ByAgent> {
+        Some(&ByAgent)
+    }
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<Opaque>) {
         let ok = result.is_ok();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use netprobe_agent::config::Config;
 use netprobe_agent::probe::{dns, http, icmp};
 use netprobe_wire::{decode, Body, Message, ProbeType, Timestamp, Topic};
+use rdkafka::consumer::Consumer as _;
 use rdkafka::Message as _;
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +77,8 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
     tokio::time::timeout(Duration::from_secs(30), ready_rx).await.expect("ready within 30 s").expect("ready");
 
     let mut seen: Seen = HashMap::new();
+    // Topic -> partitions our messages arrived on.
+    let partitions = std::cell::RefCell::new(HashMap::<String, std::collections::BTreeSet<i32>>::new());
     let poll_until = |seen: &mut Seen, done: &dyn Fn(&Seen) -> bool| {
         let start = Instant::now();
         while !done(seen) {
@@ -90,6 +93,7 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
             let msg = decode(m.payload().expect("payload")).expect("valid wire message");
             assert_eq!(Topic::for_probe_type(msg.probe_type()).name(&prefix), m.topic(), "topic of {msg:?}");
             assert_eq!(key, msg.key(), "key");
+            partitions.borrow_mut().entry(m.topic().to_owned()).or_default().insert(m.partition());
             seen.entry(msg.probe_type()).or_default().push(msg);
         }
     };
@@ -116,6 +120,14 @@ async fn publishes_every_probe_type_registry_and_heartbeats_and_reloads() {
     let Body::Health(hb) = &seen[&ProbeType::Health].last().expect("health").body else { unreachable!() };
     assert!(hb.kafka_connected && hb.runs_last_hour > 0, "{hb:?}");
     assert_eq!((hb.spool_messages, hb.spool_dropped_messages), (0, 0));
+    // One partition per topic for the whole agent: murmur2 of the probe_id,
+    // the partition a Java producer picks for the key `probe_id`.
+    for (topic, parts) in partitions.borrow().iter() {
+        let meta = reader.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+        let count = i32::try_from(meta.topics()[0].partitions().len()).expect("partition count");
+        let want = netprobe_agent::partitioner::partition_of(probe_id.as_bytes(), count);
+        assert_eq!(parts.iter().copied().collect::<Vec<_>>(), [want], "partitions of {topic} ({count} in all)");
+    }
 
     // Reload: drop HTTP, add ICMP to ::1; the other targets keep running.
     let mut reloaded = config.clone();

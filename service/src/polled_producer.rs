@@ -22,26 +22,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::producer::{BaseProducer, ProducerContext};
+use rdkafka::producer::{BaseProducer, NoCustomPartitioner, Partitioner, ProducerContext};
 use rdkafka::ClientConfig;
 
 /// How long one `poll` call waits when no event arrives.
 pub const POLL_PERIOD: Duration = Duration::from_secs(10);
 
 /// A [`BaseProducer`] and its polling thread. Derefs to the producer;
-/// clones share both.
-pub struct PolledProducer<C: ProducerContext + 'static> {
-    producer: Arc<BaseProducer<C>>,
+/// clones share both. `P` is the context's custom partitioner, if any.
+pub struct PolledProducer<C: ProducerContext<P> + 'static, P: Partitioner + Send + Sync + 'static = NoCustomPartitioner>
+{
+    producer: Arc<BaseProducer<C, P>>,
     stop: Arc<StopOnDrop>,
 }
 
-impl<C: ProducerContext + 'static> std::fmt::Debug for PolledProducer<C> {
+impl<C: ProducerContext<P> + 'static, P: Partitioner + Send + Sync + 'static> std::fmt::Debug for PolledProducer<C, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PolledProducer").finish_non_exhaustive()
     }
 }
 
-impl<C: ProducerContext + 'static> Clone for PolledProducer<C> {
+impl<C: ProducerContext<P> + 'static, P: Partitioner + Send + Sync + 'static> Clone for PolledProducer<C, P> {
     fn clone(&self) -> Self {
         PolledProducer { producer: Arc::clone(&self.producer), stop: Arc::clone(&self.stop) }
     }
@@ -56,7 +57,7 @@ impl Drop for StopOnDrop {
     }
 }
 
-impl<C: ProducerContext + 'static> PolledProducer<C> {
+impl<C: ProducerContext<P> + 'static, P: Partitioner + Send + Sync + 'static> PolledProducer<C, P> {
     /// Creates the producer from `config` and starts its polling thread
     /// (named `rdkafka-poll`).
     ///
@@ -79,10 +80,10 @@ impl<C: ProducerContext + 'static> PolledProducer<C> {
     }
 }
 
-impl<C: ProducerContext + 'static> std::ops::Deref for PolledProducer<C> {
-    type Target = BaseProducer<C>;
+impl<C: ProducerContext<P> + 'static, P: Partitioner + Send + Sync + 'static> std::ops::Deref for PolledProducer<C, P> {
+    type Target = BaseProducer<C, P>;
 
-    fn deref(&self) -> &BaseProducer<C> {
+    fn deref(&self) -> &BaseProducer<C, P> {
         &self.producer
     }
 }
