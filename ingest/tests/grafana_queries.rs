@@ -170,19 +170,39 @@ impl Drop for BucketGuard {
     }
 }
 
-fn stack_topics(prefix: &str) {
-    // The stack whose env we run with (its CA is <stack dir>/pki/ca.pem),
-    // even when this checkout is another worktree.
+/// `scripts/stack topics PREFIX [MODE]` against the stack whose env we
+/// run with (its CA is <stack dir>/pki/ca.pem), even when this checkout is
+/// another worktree.
+fn stack_topics_cmd(prefix: &str, mode: Option<&str>) -> std::io::Result<std::process::ExitStatus> {
     let ca = PathBuf::from(env("NETPROBE_KAFKA_CA"));
     let stack_dir = std::env::var("NETPROBE_STACK_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| ca.parent().and_then(|p| p.parent()).expect("CA under <stack dir>/pki").to_owned());
-    let status = std::process::Command::new(repo().join("scripts/stack"))
+    std::process::Command::new(repo().join("scripts/stack"))
         .args(["topics", prefix])
+        .args(mode)
         .env("NETPROBE_STACK_DIR", stack_dir)
         .status()
-        .expect("run scripts/stack topics");
-    assert!(status.success(), "scripts/stack topics {prefix} failed");
+}
+
+/// Topics and ACLs under the test's prefix; they are deleted again when
+/// the guard drops, also when the test fails, so a long-lived stack does
+/// not collect 8 topics (48 partitions) per run.
+struct TopicsGuard(String);
+
+impl TopicsGuard {
+    fn create(prefix: &str) -> Self {
+        let status = stack_topics_cmd(prefix, None).expect("run scripts/stack topics");
+        assert!(status.success(), "scripts/stack topics {prefix} failed");
+        TopicsGuard(prefix.to_owned())
+    }
+}
+
+impl Drop for TopicsGuard {
+    fn drop(&mut self) {
+        // A failed delete only leaves the topics behind.
+        let _ = stack_topics_cmd(&self.0, Some("--delete"));
+    }
 }
 
 /// Grafana's regex escaping of a variable value (`escapeRegex`).
@@ -252,7 +272,7 @@ async fn every_dashboard_and_alert_query_runs_on_pipeline_data() {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
     let prefix = format!("{}.", unique("graf"));
     let bucket = unique("netprobe-grafana");
-    stack_topics(&prefix);
+    let _topics_guard = TopicsGuard::create(&prefix);
     let _bucket_guard = BucketGuard(create_bucket(&bucket).await);
 
     let t0 = Timestamp::now().unix_nanos().expect("now") / NS * NS;
