@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::mrt::{owned, story_config, summary, write_story};
+use common::mrt::{by_event, owned, receive_story, story_config, summary, write_story};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
@@ -23,7 +23,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use netprobe_agent::probe::bgp::feed::{FeedElem, FeedHealth};
 use netprobe_agent::probe::bgp::{mrt, BgpRuntime};
-use netprobe_wire::{Body, ProbeId};
+use netprobe_wire::ProbeId;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -150,23 +150,8 @@ async fn the_scripted_story_arrives_through_an_http_index() {
     let mut runtime =
         BgpRuntime::start(config.bgp.clone(), &ProbeId("pop-test".into()), "Test", tx, &cancel).expect("starts");
 
-    let mut got = Vec::new();
-    let mut messages = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while got.last() != expected.last() {
-        let msg = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out; so far {got:#?}"))
-            .expect("channel open");
-        got.push(summary(&msg));
-        messages.push(msg);
-    }
-    assert_eq!(got, expected);
-    assert!(rx.try_recv().is_err(), "no event after the last one");
-    let hijack = messages.iter().find_map(|m| match &m.body {
-        Body::Bgp(b) if b.event.as_str() == "origin_change" => Some(b),
-        _ => None,
-    });
+    let messages = receive_story(&mut rx, &expected, Duration::from_secs(60)).await;
+    let hijack = by_event(&messages, "origin_change").first().copied();
     assert_eq!(hijack.expect("hijack").collector, "rrc00", "collector from the URL's path");
 
     // The story's truncated record counted as in the directory case; the

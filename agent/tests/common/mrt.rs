@@ -175,3 +175,59 @@ pub fn summary(msg: &netprobe_wire::Message) -> Summary {
 pub fn owned(e: &[Expected]) -> Vec<Summary> {
     e.iter().map(|(ev, p, peer, o)| (ev.to_string(), p.to_string(), *peer, *o)).collect()
 }
+
+/// Receives messages from `rx` until the story's last expected event
+/// arrives (its last update: by then every earlier one was classified, in
+/// one ordered task), within `within`; checks their summaries against
+/// `expected` and that nothing follows. Returns the messages.
+pub async fn receive_story(
+    rx: &mut tokio::sync::mpsc::Receiver<netprobe_wire::Message>,
+    expected: &[Summary],
+    within: std::time::Duration,
+) -> Vec<netprobe_wire::Message> {
+    let mut got = Vec::new();
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while got.last() != expected.last() {
+        let msg = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; so far {got:#?}"))
+            .expect("channel open");
+        got.push(summary(&msg));
+        messages.push(msg);
+    }
+    assert_eq!(got, expected);
+    assert!(rx.try_recv().is_err(), "no event after the last one");
+    messages
+}
+
+/// The `bgp` bodies among `messages` whose event is `event`.
+pub fn by_event<'a>(messages: &'a [netprobe_wire::Message], event: &str) -> Vec<&'a netprobe_wire::msg::Bgp> {
+    messages
+        .iter()
+        .filter_map(|m| match &m.body {
+            netprobe_wire::Body::Bgp(b) if b.event.as_str() == event => Some(b),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The story's fields beyond the summary, by hand, whatever the source:
+/// the hijack's AS path, collector, expected origins and time (t0 + 10 s
+/// with t0 2025-12-03T14:00:00Z), the RPKI reasons, the more-specific's
+/// verdict and the visibility counts.
+pub fn check_story_fields(messages: &[netprobe_wire::Message]) {
+    let hijack = by_event(messages, "origin_change")[0];
+    assert_eq!((hijack.as_path.as_slice(), hijack.collector.as_str()), (&[65002, HIJACKER][..], "rrc00"));
+    assert_eq!(hijack.expected_origins, [OWNER]);
+    let invalid: Vec<_> =
+        by_event(messages, "rpki_invalid").iter().map(|b| b.rpki_reason.map(|r| r.as_str())).collect();
+    assert_eq!(invalid, [Some("origin"), Some("max_length")]);
+    assert_eq!(by_event(messages, "more_specific")[0].origin_expected, Some(true));
+    assert_eq!(by_event(messages, "visibility_lost")[0].peers_visible, Some(2));
+    assert_eq!(by_event(messages, "visibility_restored")[0].peers_visible, Some(3));
+    // Message time is the update's time.
+    let hijack_msg =
+        messages.iter().find(|m| matches!(&m.body, netprobe_wire::Body::Bgp(b) if b.event.as_str() == "origin_change"));
+    assert_eq!(hijack_msg.expect("hijack").timestamp.to_string(), "2025-12-03T14:00:10.000000000Z");
+}
