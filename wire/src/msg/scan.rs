@@ -151,11 +151,11 @@ impl<'a> Scan<'a> {
     fn str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        self.i = start + len;
+        let end = string_end(self.b, start)?;
+        self.i = end;
         self.eat(b'"')?;
         // `"` is ASCII, so both ends are on character boundaries.
-        self.text.get(start..start + len)
+        self.text.get(start..end)
     }
 
     fn string(&mut self) -> Option<String> {
@@ -272,7 +272,7 @@ impl<'a> Scan<'a> {
     /// As [`Timestamp`]'s `Deserialize`.
     fn timestamp(&mut self) -> Option<Timestamp> {
         let s = self.str()?;
-        DateTime::parse_from_rfc3339(s).ok().map(|t| Timestamp(t.with_timezone(&Utc)))
+        utc_timestamp(s).or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| Timestamp(t.with_timezone(&Utc))))
     }
 
     /// As `IpAddr`'s `Deserialize` (human-readable: `FromStr`).
@@ -322,6 +322,61 @@ impl<'a> Scan<'a> {
             Some(ProbeError { class: class?, message: message? })
         })
     }
+}
+
+/// Where the string starting at `start` ends: the first `"`, `\\` or
+/// control character, 8 bytes at a time (the usual bit tricks: a byte
+/// equal to `c` is a zero byte of `w ^ c`, `(x - 0x01..) & !x & 0x80..`
+/// flags zero bytes, `(w - 0x20..) & !w & 0x80..` bytes below 0x20; the
+/// lowest flag of each is exact, so the lowest of all is the first match).
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = start;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().ok()?);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let found = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGHS;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|n| i + n)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f]Z` (1 to 9 fraction digits, seconds below 60),
+/// what agents write; `None` for every other form, which
+/// `parse_from_rfc3339` then reads (so the result is always chrono's).
+fn utc_timestamp(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let nanos = match (b[19], b.len()) {
+        (b'Z', 20) => 0,
+        (b'.', 22..=30) if b[b.len() - 1] == b'Z' => {
+            let digits = b.len() - 21;
+            num(20..20 + digits)? * 10u32.pow(9 - digits as u32)
+        }
+        _ => return None,
+    };
+    if second >= 60 {
+        return None;
+    }
+    let t = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
+        .and_hms_nano_opt(hour, minute, second, nanos)?
+        .and_utc();
+    Some(Timestamp(t))
 }
 
 /// As [`ErrorClass`]'s derived `Deserialize` (`#[serde(other)]`).
@@ -558,7 +613,89 @@ fn health(p: &mut Scan<'_>) -> Option<Health> {
 
 #[cfg(test)]
 mod tests {
-    use super::Scan;
+    use super::{string_end, utc_timestamp, Scan, Timestamp};
+
+    /// Agents' timestamps read as chrono's `parse_from_rfc3339` reads them
+    /// (the oracle), and every other form left to it: random instants
+    /// 1970..2200 with 0 to 9 fraction digits, and broken variants.
+    #[test]
+    fn timestamps_read_as_chrono_reads_them() {
+        let chrono_reads =
+            |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| Timestamp(t.with_timezone(&chrono::Utc)));
+        let mut rng_state: u64 = 7;
+        let mut next = move || {
+            rng_state ^= rng_state >> 12;
+            rng_state ^= rng_state << 25;
+            rng_state ^= rng_state >> 27;
+            rng_state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let mut cases = vec![
+            "2026-11-23T17:31:49.123456789Z".to_string(),
+            "2026-11-23T17:31:49Z".into(),
+            "2026-11-23T17:31:60Z".into(),
+            "2026-11-23T17:31:59.999999999Z".into(),
+            "2026-02-29T00:00:00Z".into(),
+            "2024-02-29T00:00:00Z".into(),
+            "2026-13-01T00:00:00Z".into(),
+            "2026-11-31T00:00:00Z".into(),
+            "2026-11-23T24:00:00Z".into(),
+            "2026-11-23t17:31:49Z".into(),
+            "2026-11-23 17:31:49Z".into(),
+            "2026-11-23T17:31:49z".into(),
+            "2026-11-23T17:31:49.Z".into(),
+            "2026-11-23T17:31:49.1234567891Z".into(),
+            "2026-11-23T17:31:49+01:00".into(),
+            "2026-11-23T17:31:49.5-00:30".into(),
+            "+2026-11-23T17:31:49Z".into(),
+            "2026-1-23T17:31:49Z".into(),
+            "0000-01-01T00:00:00Z".into(),
+            "9999-12-31T23:59:59.999999999Z".into(),
+        ];
+        for _ in 0..100_000 {
+            let nanos = (next() % 7_258_118_400_000_000_000) as i64;
+            let t = chrono::DateTime::from_timestamp_nanos(nanos);
+            let digits = (next() % 10) as usize;
+            let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+            if digits > 0 {
+                s.push_str(&format!(".{:09}", t.timestamp_subsec_nanos())[..=digits]);
+            }
+            s.push('Z');
+            cases.push(s);
+        }
+        let mut fast = 0;
+        for s in &cases {
+            if let Some(t) = utc_timestamp(s) {
+                fast += 1;
+                assert_eq!(Some(t), chrono_reads(s), "{s}");
+            }
+        }
+        assert!(fast > 90_000, "{fast} read without chrono's parser");
+    }
+
+    /// The word-at-a-time search finds what a byte loop finds.
+    #[test]
+    fn string_end_finds_the_first_quote_backslash_or_control() {
+        let alphabet = b"ab\"\\\x00\x1f\x20\x7f\x80\xff\xc3";
+        let mut state: u64 = 3;
+        for _ in 0..50_000 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let len = (state >> 59) as usize + 1;
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = state.rotate_left(i as u32 * 7);
+                    if r % 5 == 0 {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    } else {
+                        b'a' + (r % 26) as u8
+                    }
+                })
+                .collect();
+            for start in 0..bytes.len() {
+                let want = bytes[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|n| start + n);
+                assert_eq!(string_end(&bytes, start), want, "{bytes:?} from {start}");
+            }
+        }
+    }
 
     fn scan_f64(text: &str) -> Option<f64> {
         let mut p = Scan { text, b: text.as_bytes(), i: 0 };
@@ -571,11 +708,44 @@ mod tests {
     #[test]
     fn numbers_read_as_serde_json_reads_them() {
         let mut cases: Vec<String> = [
-            "0", "-0", "0.0", "-0.0", "1", "-1", "0.1", "11.204", "20.0", "100", "1e5", "1E-5", "-2.5e+3",
-            "123456789012345", "1234567890123456", "0.000000000000001", "9007199254740993", "1e308", "1e309",
-            "-1e400", "4.9e-324", "1e-400", "01", "1.", ".5", "-", "+1", "1e", "0x10", "NaN", "Infinity",
-            "18446744073709551615", "18446744073709551616", "-9223372036854775809", "0.30000000000000004",
-            "99499009386908.62", "1.7976931348623157e308", "2.2250738585072014e-308",
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "1",
+            "-1",
+            "0.1",
+            "11.204",
+            "20.0",
+            "100",
+            "1e5",
+            "1E-5",
+            "-2.5e+3",
+            "123456789012345",
+            "1234567890123456",
+            "0.000000000000001",
+            "9007199254740993",
+            "1e308",
+            "1e309",
+            "-1e400",
+            "4.9e-324",
+            "1e-400",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "+1",
+            "1e",
+            "0x10",
+            "NaN",
+            "Infinity",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "0.30000000000000004",
+            "99499009386908.62",
+            "1.7976931348623157e308",
+            "2.2250738585072014e-308",
         ]
         .iter()
         .map(|s| s.to_string())
