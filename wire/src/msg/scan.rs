@@ -683,7 +683,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len)
                 .map(|i| {
                     let r = state.rotate_left(i as u32 * 7);
-                    if r % 5 == 0 {
+                    if r.is_multiple_of(5) {
                         alphabet[(r >> 8) as usize % alphabet.len()]
                     } else {
                         b'a' + (r % 26) as u8
