@@ -90,16 +90,19 @@ struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
+    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn eat(&mut self, c: u8) -> Option<()> {
         if self.peek()? == c {
             self.i += 1;
@@ -120,6 +123,7 @@ impl<'a> Scan<'a> {
 
     /// In an object (after its `{`): the next key with the cursor on its
     /// value, `Some(None)` after the closing `}`.
+    #[inline]
     fn next_key(&mut self, first: &mut bool) -> Option<Option<&'a str>> {
         self.ws();
         if std::mem::take(first) {
@@ -148,6 +152,7 @@ impl<'a> Scan<'a> {
     }
 
     /// A string without escapes or control characters, borrowed.
+    #[inline]
     fn str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
@@ -163,6 +168,7 @@ impl<'a> Scan<'a> {
     }
 
     /// `null` -> `Some(None)`, else `value`.
+    #[inline]
     fn nullable<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.word(b"null") {
             Some(None)
@@ -184,6 +190,7 @@ impl<'a> Scan<'a> {
     /// A non-negative integer in JSON's grammar (no sign, no leading zero,
     /// no fraction or exponent), as serde_json reads it into an unsigned
     /// field.
+    #[inline]
     fn u64(&mut self) -> Option<u64> {
         let start = self.i;
         let mut n: u64 = 0;
@@ -210,6 +217,7 @@ impl<'a> Scan<'a> {
     /// computed as `m / 10^k` with `m < 2^53` and `k <= 22`: both exact in
     /// binary, so the one IEEE division is the correctly rounded value
     /// (Clinger's fast path). Everything else goes through `str::parse`.
+    #[inline]
     fn f64(&mut self) -> Option<f64> {
         const POW10: [f64; 23] = [
             1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
@@ -329,6 +337,7 @@ impl<'a> Scan<'a> {
 /// equal to `c` is a zero byte of `w ^ c`, `(x - 0x01..) & !x & 0x80..`
 /// flags zero bytes, `(w - 0x20..) & !w & 0x80..` bytes below 0x20; the
 /// lowest flag of each is exact, so the lowest of all is the first match).
+#[inline]
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
