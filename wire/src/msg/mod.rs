@@ -294,7 +294,7 @@ impl Body {
 /// the field or position.
 ///
 /// A message as agents write it is read by a hand-written reader in one
-/// pass (`scan`), the rest of the valid ones by [`decode_fast`]; only when
+/// pass (`scan`), the rest of the valid ones by `decode_fast_str`; only when
 /// both decline does the checked path below run, which finds the error to
 /// report. All three read the same structs the same way (tested).
 pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
@@ -318,16 +318,10 @@ pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
 /// after it); [`decode_checked`] then decides and names the error. Both read
 /// the same structs, so a message either path accepts decodes the same.
 ///
-/// The payload's UTF-8 is checked once, whole (`from_utf8`'s ASCII fast
-/// path), and parsed as `&str`: serde_json then skips its check of every
-/// string (a fifth of the decode). Not UTF-8: `None`, and the checked path
-/// names the error as before.
-#[cfg(test)]
-fn decode_fast(bytes: &[u8]) -> Option<Message> {
-    decode_fast_str(std::str::from_utf8(bytes).ok()?)
-}
-
-/// [`decode_fast`] of a payload already checked to be UTF-8.
+/// [`decode`] checks the payload's UTF-8 once, whole (`from_utf8`'s ASCII
+/// fast path), and this parses it as `&str`: serde_json then skips its
+/// check of every string (a fifth of the decode). Not UTF-8: the checked
+/// path names the error as before.
 fn decode_fast_str(text: &str) -> Option<Message> {
     let mut de = serde_json::Deserializer::from_str(text);
     let message = serde::Deserializer::deserialize_map(&mut de, fast::MessageVisitor).ok()?;
@@ -488,6 +482,12 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`decode_fast_str`] of raw bytes (`None` when not UTF-8, as in
+    /// [`decode`]).
+    fn decode_fast(bytes: &[u8]) -> Option<Message> {
+        decode_fast_str(std::str::from_utf8(bytes).ok()?)
+    }
 
     /// JSON text of `map` with the envelope keys first, in the order the
     /// agent writes them (the fast path's case), then the others.
