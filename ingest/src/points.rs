@@ -25,6 +25,7 @@
 use std::borrow::Cow;
 use std::fmt::Display;
 use std::io::Write as _;
+use std::net::IpAddr;
 
 use netprobe_wire::msg::{Bgp, Dns, Health, Http, Icmp, Mtr, Registry};
 use netprobe_wire::{Body, Message, ProbeError, Timestamp};
@@ -276,6 +277,10 @@ trait Emit<'a> {
             self.str_fmt(k, &v);
         }
     }
+    /// An address field, as `Display` writes it.
+    fn ip(&mut self, k: &'static str, v: Option<IpAddr>) {
+        self.opt_str_fmt(k, v);
+    }
     fn error(&mut self, e: &Option<ProbeError>) {
         self.opt_str_fmt("error", e.as_ref());
     }
@@ -442,6 +447,25 @@ impl<'a> Emit<'a> for Direct<'_> {
     fn string(&mut self, k: &'static str, v: String) {
         self.str(k, &v);
     }
+    fn ip(&mut self, k: &'static str, v: Option<IpAddr>) {
+        match v {
+            // `a.b.c.d` in decimal is what `Display` writes for IPv4 (and
+            // needs no escaping); IPv6 goes through `Display`.
+            Some(IpAddr::V4(a)) => {
+                self.field_key(k);
+                self.out.push(b'"');
+                let mut digits = [0u8; 20];
+                for (i, octet) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b'.');
+                    }
+                    self.out.extend_from_slice(fmt_i64(octet.into(), &mut digits));
+                }
+                self.out.push(b'"');
+            }
+            other => self.opt_str_fmt(k, other),
+        }
+    }
     fn finish(&mut self) {
         self.end();
     }
@@ -466,17 +490,28 @@ fn fmt_f64(v: f64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"-0");
         return;
     }
-    if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS {
-        // Exact: |v| < 2^53 has no fraction.
+    // Truncating casts rather than `fract`/`round`, which are libm calls
+    // on baseline x86-64: exact below 2^53.
+    if v.abs() < EXACT_INTEGERS && (v as i64) as f64 == v {
         out.extend_from_slice(fmt_i64(v as i64, &mut digits));
         return;
     }
     if v.abs() < SHORT_DECIMALS {
         for (k, scale) in POW10.iter().enumerate().skip(1) {
-            let n = (v * scale).round();
-            if n / scale == v {
-                // |n| < 2^32 * 10^4 < 2^63: exact as an integer.
-                let n = n as i64;
+            let x = v * scale;
+            // |x| < 2^32 * 10^4 < 2^53: `x - t` is exact. Rounded half away
+            // from zero; whichever neighbour it picks, only an `n` with
+            // `n / scale == v` is written (the proof needs nothing more).
+            let t = x as i64;
+            let r = x - t as f64;
+            let n = if r >= 0.5 {
+                t + 1
+            } else if r <= -0.5 {
+                t - 1
+            } else {
+                t
+            };
+            if n as f64 / scale == v {
                 if n < 0 {
                     out.push(b'-');
                 }
@@ -505,15 +540,27 @@ fn bad_tag(v: &[u8]) -> bool {
 
 /// `v` in decimal, in `buf`: the digits `write!("{v}")` gives, without `fmt`.
 fn fmt_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut n = v.unsigned_abs();
     let mut i = buf.len();
-    loop {
+    // Two digits per division.
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     if v < 0 {
         // 19 digits at most for |i64::MIN|, so there is room for the sign.
@@ -576,7 +623,7 @@ fn icmp<'a, E: Emit<'a>>(m: &'a Icmp, e: &mut E, begin: Begin<'_, E>) {
     e.int("sent", m.sent.into());
     e.int("received", m.received.into());
     e.float("loss_pct", m.loss_pct);
-    e.opt_str_fmt("resolved_ip", m.resolved_ip);
+    e.ip("resolved_ip", m.resolved_ip);
     e.opt_float("rtt_min_ms", m.rtt_min_ms);
     e.opt_float("rtt_avg_ms", m.rtt_avg_ms);
     e.opt_float("rtt_median_ms", m.rtt_median_ms);
@@ -635,7 +682,7 @@ fn mtr<'a, E: Emit<'a>>(m: &'a Mtr, e: &mut E, begin: Begin<'_, E>) {
         e.int("received", hop.received.into());
         e.float("loss_pct", hop.loss_pct);
         e.int("other_ip_count", u32::try_from(hop.other_ips.len()).unwrap_or(u32::MAX).into());
-        e.opt_str_fmt("ip", hop.ip);
+        e.ip("ip", hop.ip);
         e.opt_str_fmt("other_ips", (!hop.other_ips.is_empty()).then_some(Join(&hop.other_ips, ",")));
         e.opt_str("hostname", hop.hostname.as_deref());
         e.opt_float("rtt_last_ms", hop.rtt_last_ms);
@@ -679,7 +726,7 @@ fn registry<'a, E: Emit<'a>>(m: &'a Registry, e: &mut E, begin: Begin<'_, E>) ->
     e.uint("uptime_s", m.uptime_s)?;
     e.str_fmt("started_at", &m.started_at);
     e.str("os", &m.os);
-    e.opt_str_fmt("ip", m.ip);
+    e.ip("ip", m.ip);
     Ok(())
 }
 
@@ -706,6 +753,37 @@ mod tests {
         let mut out = Vec::new();
         fmt_f64(v, &mut out);
         String::from_utf8(out).expect("ascii")
+    }
+
+    /// `fmt_i64` writes what `Display` writes, on the extremes, every
+    /// power of ten's neighbours and random values.
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let mut values = vec![0, 1, -1, 9, 10, 99, 100, 101, i64::MAX, i64::MIN, i64::MIN + 1];
+        let mut p = 1i64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, -p]);
+            p = next;
+        }
+        let mut rng = fastrand::Rng::with_seed(15);
+        values.extend((0..100_000).map(|_| rng.i64(..) >> rng.u32(0..63)));
+        for v in values {
+            let mut digits = [0u8; 20];
+            assert_eq!(fmt_i64(v, &mut digits), v.to_string().as_bytes(), "{v}");
+        }
+    }
+
+    /// IPv4 fields are written as `Display` writes the address.
+    #[test]
+    fn ipv4_fields_are_written_as_display_writes_them() {
+        let mut rng = fastrand::Rng::with_seed(15);
+        for bits in [0u32, u32::MAX, 0x0a00_0001, 0xc000_0201].into_iter().chain((0..10_000).map(|_| rng.u32(..))) {
+            let a = IpAddr::from(std::net::Ipv4Addr::from(bits));
+            let mut out = Vec::new();
+            let mut d = Direct { out: &mut out, ts: 0, lines: 0, open: true, fields: 0, bad: false };
+            d.ip("ip", Some(a));
+            assert_eq!(String::from_utf8(out).expect("ascii"), format!(" ip=\"{a}\""));
+        }
     }
 
     /// `fmt_f64` writes what `Display` writes (the oracle: the standard

@@ -19,6 +19,7 @@ mod http;
 mod icmp;
 mod mtr;
 mod registry;
+mod scan;
 
 use std::fmt;
 
@@ -292,13 +293,20 @@ impl Body {
 /// [`Error::UnsupportedSchema`] or [`Error::UnknownProbeType`], each naming
 /// the field or position.
 ///
-/// A valid message is read by [`decode_fast`]; only when that fails does
-/// the checked path below run, which finds the error to report.
+/// A message as agents write it is read by a hand-written reader in one
+/// pass (`scan`), the rest of the valid ones by `decode_fast_str`; only when
+/// both decline does the checked path below run, which finds the error to
+/// report. All three read the same structs the same way (tested).
 pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
-    match decode_fast(bytes) {
-        Some(m) => Ok(m),
-        None => decode_checked(bytes),
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if let Some(m) = scan::decode(text) {
+            return Ok(m);
+        }
+        if let Some(m) = decode_fast_str(text) {
+            return Ok(m);
+        }
     }
+    decode_checked(bytes)
 }
 
 /// Reads a valid message in one pass, without serde's buffering of the
@@ -310,12 +318,11 @@ pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
 /// after it); [`decode_checked`] then decides and names the error. Both read
 /// the same structs, so a message either path accepts decodes the same.
 ///
-/// The payload's UTF-8 is checked once, whole (`from_utf8`'s ASCII fast
-/// path), and parsed as `&str`: serde_json then skips its check of every
-/// string (a fifth of the decode). Not UTF-8: `None`, and the checked path
-/// names the error as before.
-fn decode_fast(bytes: &[u8]) -> Option<Message> {
-    let text = std::str::from_utf8(bytes).ok()?;
+/// [`decode`] checks the payload's UTF-8 once, whole (`from_utf8`'s ASCII
+/// fast path), and this parses it as `&str`: serde_json then skips its
+/// check of every string (a fifth of the decode). Not UTF-8: the checked
+/// path names the error as before.
+fn decode_fast_str(text: &str) -> Option<Message> {
     let mut de = serde_json::Deserializer::from_str(text);
     let message = serde::Deserializer::deserialize_map(&mut de, fast::MessageVisitor).ok()?;
     de.end().ok()?;
@@ -476,6 +483,12 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
+    /// [`decode_fast_str`] of raw bytes (`None` when not UTF-8, as in
+    /// [`decode`]).
+    fn decode_fast(bytes: &[u8]) -> Option<Message> {
+        decode_fast_str(std::str::from_utf8(bytes).ok()?)
+    }
+
     /// JSON text of `map` with the envelope keys first, in the order the
     /// agent writes them (the fast path's case), then the others.
     fn agent_order(map: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
@@ -497,7 +510,7 @@ mod tests {
     #[test]
     fn fast_path_agrees_with_the_checked_path() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-        let (mut cases, mut fast) = (0, 0);
+        let (mut cases, mut fast, mut scan) = (0, 0, 0);
         for entry in std::fs::read_dir(&dir).expect("golden dir") {
             let path = entry.expect("entry").path();
             let text = std::fs::read_to_string(&path).expect("golden file");
@@ -505,15 +518,40 @@ mod tests {
             let serde_json::Value::Object(map) = value else { panic!("{} is not an object", path.display()) };
             let golden = agent_order(&map);
             assert!(decode_fast(&golden).is_some(), "{} in agent order takes the fast path", path.display());
+            let kind = map["probe_type"].as_str().expect("probe_type");
+            let scanned = ["icmp", "dns", "http", "mtr", "health"].contains(&kind);
+            assert_eq!(
+                scan::decode(std::str::from_utf8(&golden).expect("utf-8")).is_some(),
+                scanned,
+                "{} in agent order takes the scan path",
+                path.display()
+            );
             let mut variants = vec![text.clone().into_bytes(), golden.clone()];
             let mut maps = vec![];
             for key in map.keys() {
                 let mut m = map.clone();
                 m.remove(key);
                 maps.push(m);
-                for bad in
-                    [serde_json::json!("x"), serde_json::json!(1.5), serde_json::json!(null), serde_json::json!([])]
-                {
+                for bad in [
+                    serde_json::json!("x"),
+                    serde_json::json!(1.5),
+                    serde_json::json!(null),
+                    serde_json::json!([]),
+                    serde_json::json!(-1),
+                    serde_json::json!(300),
+                    serde_json::json!(70000),
+                    serde_json::json!(5_000_000_000u64),
+                    serde_json::json!(u64::MAX),
+                    serde_json::json!(true),
+                    serde_json::json!({}),
+                    serde_json::json!("a\"b\\c\n"),
+                    serde_json::json!("2026-11-23T17:31:49+01:00"),
+                    serde_json::json!("::1"),
+                    serde_json::json!({"class": "timeout", "message": "m"}),
+                    serde_json::json!({"class": "new_class", "message": "m"}),
+                    serde_json::json!({"class": "timeout"}),
+                    serde_json::json!([{"ttl": 1}]),
+                ] {
                     let mut m = map.clone();
                     m.insert(key.clone(), bad);
                     maps.push(m);
@@ -537,6 +575,50 @@ mod tests {
             variants.push(format!("{open},\"unknown_late\":[1]}}").into_bytes());
             variants.push(format!("{open}}} trailing").into_bytes());
             variants.push(body.replacen("\"probe_id\"", "\"probe\\u005fid\"", 1).into_bytes());
+            // Numbers, literals and layout the scan path reads or declines.
+            for (from, to) in [
+                (":1,", ":1.0,"),
+                (":1,", ":1e0,"),
+                (":1,", ":01,"),
+                (":1,", ":-0,"),
+                (":0,", ":-0,"),
+                (":0,", ":0.0,"),
+                (":10,", ":1E1,"),
+                (":10,", ":10 ,"),
+                (".0,", ".0e400,"),
+                (".0,", ".00001e-3,"),
+                (".0,", ".,"),
+                ("5,", "5e+0,"),
+                (",", " , "),
+                (":", " : "),
+                (":null", ":nul"),
+                (":true", ":tru"),
+                (":\"", ":\"\\u0041"),
+                ("\"", "\"\t"),
+                ("{", "{ \n"),
+                ("}", "} "),
+                ("\"error\":null", "\"error\":{\"message\":\"m\",\"class\":\"timeout\"}"),
+                ("\"error\":null", "\"error\":{\"class\":\"x\",\"class\":\"y\",\"message\":\"m\"}"),
+                ("\"error\":null", "\"error\":{\"class\":\"x\",\"message\":\"m\",\"more\":1}"),
+                ("\"hops\":[", "\"hops\":[ "),
+                ("\"other_ips\":[", "\"other_ips\":[\"::1\","),
+                ("\"feeds\":[", "\"feeds\":[{\"name\":\"ris\",\"live\":true,\"messages\":1,\"malformed\":0}"),
+                ("\"answers\":[", "\"answers\":[\"a\\\"b\","),
+            ] {
+                variants.push(body.replacen(from, to, 1).into_bytes());
+                variants.push(body.replace(from, to).into_bytes());
+            }
+            variants.push(format!("{open},\"ttl\":1}}").into_bytes());
+            // Every body key repeated at the end (serde's derive refuses a repeat).
+            for (k, v) in map.iter().filter(|(k, _)| fast_rank(k) == 5) {
+                variants.push(format!("{open},{}:{v}}}", serde_json::json!(k)).into_bytes());
+            }
+            variants.push(
+                serde_json::to_vec_pretty(
+                    &serde_json::from_slice::<serde_json::Value>(&body.clone().into_bytes()).expect("json"),
+                )
+                .expect("json"),
+            );
             // Not UTF-8 inside a string: the fast path declines (checked whole).
             let mut not_utf8 = body.clone().into_bytes();
             let at = body.find("pop-").expect("a probe id") + 1;
@@ -545,6 +627,10 @@ mod tests {
             variants.push(not_utf8);
             for v in variants {
                 let checked = decode_checked(&v).ok();
+                if let Some(scanned) = std::str::from_utf8(&v).ok().and_then(scan::decode) {
+                    scan += 1;
+                    assert_eq!(Some(scanned), checked, "scan path: {}", String::from_utf8_lossy(&v));
+                }
                 let got = decode_fast(&v);
                 // The fast path may decline (the checked path then decides),
                 // never accept what the checked path refuses or read it otherwise.
@@ -555,6 +641,9 @@ mod tests {
                 cases += 1;
             }
         }
-        assert!(cases > 200 && fast > 50, "{cases} cases, {fast} on the fast path");
+        assert!(
+            cases > 200 && fast > 50 && scan > 50,
+            "{cases} cases, {fast} on the fast path, {scan} on the scan path"
+        );
     }
 }
