@@ -1,7 +1,7 @@
 //! Publishes wire messages to Kafka with an idempotent producer (acks=all,
-//! lz4, [`LINGER`]), key `probe_id/target`, one partition per agent and topic
-//! ([`ByAgent`]), and keeps what Kafka does not
-//! take in the on-disk [`Spool`] (DESIGN.md "Delivery guarantees").
+//! lz4, [`LINGER`]), key `probe_id/target`, one partition per agent and
+//! topic ([`ByAgent`]), and keeps what Kafka does not take in the on-disk
+//! [`Spool`] (DESIGN.md "Delivery guarantees").
 //!
 //! - A message whose delivery fails (broker down, network cut, message
 //!   timeout, queue full, purge at shutdown) is appended to the spool from

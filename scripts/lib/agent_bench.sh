@@ -176,6 +176,7 @@ EOF
     # pair runs again and the median of the rounds' ratios is reported.
     local round start pid period_ms=$((AB_INTERVAL_S * 1000)) gap_ms
     gap_ms=$(echo "scale=3; $AB_FPING_ROUND_SHARE * $period_ms / $TARGETS" | bc -l | sed 's/^\./0./')
+    rm -f "$OUT"/agent-results-round-*.json
     for round in $(seq "$AB_ROUNDS"); do
         [ "$AB_ROUNDS" = 1 ] || log "round $round of $AB_ROUNDS"
         # ------------------------------------------------------------ (a) agent
@@ -203,20 +204,23 @@ EOF
         wait "$pid" || true   # fping exits non-zero when any target missed a reply
         ab_pids=()
         python3 "$here/lib/agent_bench_report.py" "$ab_tmp" "$OUT/agent-bench-fping.log" \
-            "$DURATION_S" "$TARGETS" "$AB_INTERVAL_S" "$gap_ms" "$ab_tmp/round-$round.json"
+            "$DURATION_S" "$TARGETS" "$AB_INTERVAL_S" "$gap_ms" "$OUT/agent-results-round-$round.json"
     done
-    python3 - "$OUT/agent-results.json" "$ab_tmp"/round-*.json <<'PY'
+    python3 - "$OUT/agent-results.json" "$OUT"/agent-results-round-*.json <<'PY'
 import json, statistics, sys
-rounds = [json.load(open(p)) for p in sys.argv[2:]]
+paths = sorted(sys.argv[2:], key=lambda p: int(p.rsplit("-", 1)[1].split(".")[0]))
+rounds = [json.load(open(p)) for p in paths]
 ratios = [r["cpu_per_probe_ratio_agent_over_fping"] for r in rounds]
+median = round(statistics.median(ratios), 2)
 out = dict(rounds[-1])
 out["rounds"] = rounds
 out["cpu_per_probe_ratio_rounds"] = ratios
-out["cpu_per_probe_ratio_agent_over_fping"] = statistics.median(ratios)
-out["goal_cpu_per_probe_within_1_25x_fping"] = statistics.median(ratios) <= 1.25
+out["cpu_per_probe_ratio_agent_over_fping"] = median
+out["goal_cpu_per_probe_within_1_25x_fping"] = median <= 1.25
 json.dump(out, open(sys.argv[1], "w"), indent=2)
 if len(rounds) > 1:
-    print(f"rounds: CPU per probe ratios {ratios}; median {statistics.median(ratios)}"
-          f" ({'met' if statistics.median(ratios) <= 1.25 else 'NOT met'}: goal <= 1.25x)")
+    print(f"rounds: CPU per probe ratios {ratios}; median {median}"
+          f" ({'met' if median <= 1.25 else 'NOT met'}: goal <= 1.25x)")
+    print(f"results: {sys.argv[1]}")
 PY
 }
