@@ -41,8 +41,38 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Nanos, true))
+        match rfc3339_nanos(&self.0) {
+            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?),
+            None => f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Nanos, true)),
+        }
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, what chrono's `to_rfc3339_opts(Nanos,
+/// true)` writes, built on the stack: chrono's returns a new `String`, once
+/// per published message. `None` where chrono's own form differs (a year
+/// outside 0..=9999, a leap second), which the caller then asks chrono for.
+fn rfc3339_nanos(t: &DateTime<Utc>) -> Option<[u8; 30]> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let nanos = Some(t.nanosecond()).filter(|n| *n < 1_000_000_000)?;
+    let mut text = *b"0000-00-00T00:00:00.000000000Z";
+    for (at, len, value) in [
+        (0, 4, year),
+        (5, 2, t.month()),
+        (8, 2, t.day()),
+        (11, 2, t.hour()),
+        (14, 2, t.minute()),
+        (17, 2, t.second()),
+        (20, 9, nanos),
+    ] {
+        let mut v = value;
+        for digit in text[at..at + len].iter_mut().rev() {
+            *digit = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    Some(text)
 }
 
 impl From<DateTime<Utc>> for Timestamp {
@@ -53,7 +83,10 @@ impl From<DateTime<Utc>> for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match rfc3339_nanos(&self.0).as_ref().and_then(|t| std::str::from_utf8(t).ok()) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -92,6 +125,25 @@ mod tests {
     fn writes_nine_fraction_digits_and_z() {
         let t = Timestamp::from_unix_nanos(1_795_456_309_000_000_000);
         assert_eq!(t.to_string(), "2026-11-23T17:51:49.000000000Z");
+    }
+
+    #[test]
+    fn writes_what_chrono_writes() {
+        // Across the i64 nanosecond range (1677..2262), in uneven steps,
+        // plus chrono's extremes (years beyond 9999 and before 0).
+        let mut nanos = i64::MIN;
+        let mut times: Vec<DateTime<Utc>> = Vec::new();
+        while let Some(next) = nanos.checked_add(77_777_777_777_777) {
+            times.push(DateTime::from_timestamp_nanos(nanos));
+            nanos = next;
+        }
+        times.extend([DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC, DateTime::UNIX_EPOCH]);
+        times.extend(DateTime::from_timestamp(1_483_228_799, 1_500_000_000)); // leap second
+        for t in times {
+            let chrono = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
+            assert_eq!(Timestamp(t).to_string(), chrono);
+            assert_eq!(serde_json::to_string(&Timestamp(t)).expect("serializes"), format!("{chrono:?}"));
+        }
     }
 
     #[test]
