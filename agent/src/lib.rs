@@ -13,6 +13,7 @@ pub mod registry;
 pub mod run_counters;
 pub mod scheduler;
 pub mod spool;
+mod timetable;
 
 use std::sync::Arc;
 
