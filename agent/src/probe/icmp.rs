@@ -116,6 +116,10 @@ impl super::Probe for Target {
     /// Runs are cheap (a few requests on a shared socket): 10,000 targets
     /// at once are measured by `scripts/bench agent`.
     const CONCURRENCY: usize = 20_000;
+    /// Resolution is bounded by `timeout`, each request waits `timeout` at
+    /// most and the requests leave on a fixed schedule: a run ends within
+    /// [`Probe::run_deadline`] (plus the runtime's own lateness).
+    const SELF_BOUNDED: bool = true;
 
     fn interval(&self) -> Duration {
         self.interval

@@ -29,6 +29,10 @@ pub trait Probe: Clone + PartialEq + fmt::Debug + Send + Sync + 'static {
     const TYPE: ProbeType;
     /// Runs of this type allowed in flight at once (all targets together).
     const CONCURRENCY: usize;
+    /// Whether every run ends within [`Probe::run_deadline`] by its own
+    /// timeouts, so the scheduler need not bound it with a timer of its
+    /// own (one timer per run saved). Default `false`.
+    const SELF_BOUNDED: bool = false;
 
     /// How often a run starts.
     fn interval(&self) -> Duration;
@@ -87,6 +91,7 @@ pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Body> + Send + 'a>>;
 /// list. Implemented for every [`Probe`].
 trait DynProbe: fmt::Debug + Send + Sync {
     fn probe_type(&self) -> ProbeType;
+    fn self_bounded(&self) -> bool;
     fn interval(&self) -> Duration;
     fn run_deadline(&self) -> Duration;
     fn validate(&self) -> Result<(), String>;
@@ -101,6 +106,9 @@ trait DynProbe: fmt::Debug + Send + Sync {
 impl<P: Probe> DynProbe for P {
     fn probe_type(&self) -> ProbeType {
         P::TYPE
+    }
+    fn self_bounded(&self) -> bool {
+        P::SELF_BOUNDED
     }
     fn interval(&self) -> Duration {
         Probe::interval(self)
@@ -158,6 +166,11 @@ impl Target {
     /// How often a run starts.
     pub fn interval(&self) -> Duration {
         self.0.interval()
+    }
+
+    /// Whether a run ends within its deadline on its own ([`Probe::SELF_BOUNDED`]).
+    pub fn self_bounded(&self) -> bool {
+        self.0.self_bounded()
     }
 
     /// The longest one run can take ([`Probe::run_deadline`]).
