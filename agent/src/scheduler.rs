@@ -1,8 +1,10 @@
 //! Runs every target on its own interval and hands each result to a sink.
 //!
-//! One clock task keeps every target's next slot in a timer heap and
+//! One clock task keeps every target's next slot in a timetable (`timetable.rs`) and
 //! spawns a task per run only when a slot is due, so an idle target costs
 //! a few hundred bytes, not a task (10,000 targets: scripts/bench agent).
+//! It wakes at most every `CLOCK_SLACK` under load, starting every slot
+//! due by then.
 //!
 //! - Each target starts at a random phase within its first interval, so a
 //!   thousand targets with the same interval do not fire together.
