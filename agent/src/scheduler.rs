@@ -1,8 +1,9 @@
 //! Runs every target on its own interval and hands each result to a sink.
 //!
-//! One clock task keeps every target's next slot in a timetable (`timetable.rs`) and
-//! spawns a task per run only when a slot is due, so an idle target costs
-//! a few hundred bytes, not a task (10,000 targets: scripts/bench agent).
+//! One clock task keeps every target's next slot in a timetable
+//! (`timetable.rs`) and spawns a task per run only when a slot is due, so
+//! an idle target costs a few hundred bytes, not a task (10,000 targets:
+//! scripts/bench agent).
 //! It wakes at most every `CLOCK_SLACK` under load, starting every slot
 //! due by then.
 //!
@@ -215,7 +216,7 @@ async fn clock_loop(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<C
             }
             () = &mut sleep, if wake.is_some() => {
                 let now = Instant::now();
-                // Slots due within the timer's granularity start together.
+                // Slots due within CLOCK_SLACK start together.
                 while let Some((at, id)) = due.pop_due(now + CLOCK_SLACK) {
                     // Stopped targets leave stale timetable entries behind.
                     let Some(slot) = slots.get_mut(&id).filter(|s| s.next == at) else { continue };

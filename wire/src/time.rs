@@ -41,9 +41,17 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match rfc3339_nanos(&self.0) {
-            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?),
-            None => f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Nanos, true)),
+        self.with_rfc3339(|text| f.write_str(text))
+    }
+}
+
+impl Timestamp {
+    /// Hands the RFC 3339 form to `f`: built on the stack
+    /// ([`rfc3339_nanos`]), through chrono where that declines.
+    fn with_rfc3339<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match rfc3339_nanos(&self.0).as_ref().map(|text| std::str::from_utf8(text)) {
+            Some(Ok(text)) => f(text),
+            _ => f(&self.0.to_rfc3339_opts(SecondsFormat::Nanos, true)),
         }
     }
 }
@@ -83,10 +91,7 @@ impl From<DateTime<Utc>> for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match rfc3339_nanos(&self.0).as_ref().and_then(|t| std::str::from_utf8(t).ok()) {
-            Some(text) => s.serialize_str(text),
-            None => s.collect_str(self),
-        }
+        self.with_rfc3339(|text| s.serialize_str(text))
     }
 }
 
