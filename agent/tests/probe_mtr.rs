@@ -142,15 +142,19 @@ fn agent_mtr(t: &Topology, dir: &Path, extra: &str, setpriv: bool) -> (bool, Mtr
     (out.status.success(), mtr)
 }
 
-/// `mtr -n --json` in the client namespace: (host, avg RTT ms) per hub.
-fn reference_mtr(t: &Topology, count: u32) -> Vec<(String, f64)> {
+/// `mtr -n --json` in the client namespace: (host, avg RTT ms, RTT
+/// standard deviation ms) per hub.
+fn reference_mtr(t: &Topology, count: u32) -> Vec<(String, f64, f64)> {
     let out = t.exec("client", &["mtr", "-n", "--json", "-c", &count.to_string(), "-i", "0.05", &t.addr(3, 2)]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     json["report"]["hubs"]
         .as_array()
         .unwrap_or_else(|| panic!("no hubs: {out}"))
         .iter()
-        .map(|h| (h["host"].as_str().expect("host").to_owned(), h["Avg"].as_f64().expect("Avg")))
+        .map(|h| {
+            let host = h["host"].as_str().expect("host").to_owned();
+            (host, h["Avg"].as_f64().expect("Avg"), h["StDev"].as_f64().expect("StDev"))
+        })
         .collect()
 }
 
@@ -179,18 +183,24 @@ fn mtr_over_a_namespace_topology() {
     assert_eq!(ips(&clean), expected, "{clean:?}");
     assert!(clean.destination_reached && clean.hop_count == 4 && clean.error.is_none(), "{clean:?}");
     let reference = reference_mtr(&t, 20);
-    let theirs: Vec<Option<IpAddr>> = reference.iter().map(|(h, _)| ip(h.clone())).collect();
+    let theirs: Vec<Option<IpAddr>> = reference.iter().map(|(h, ..)| ip(h.clone())).collect();
     assert_eq!(ips(&clean), theirs, "mtr: {reference:?}");
     let rtts: Vec<(f64, f64)> =
-        clean.hops.iter().zip(&reference).map(|(h, (_, avg))| (h.rtt_avg_ms.expect("avg"), *avg)).collect();
-    eprintln!("avg RTT per hop (ours, mtr) ms: {rtts:.4?}");
-    for ((ours, avg), hop) in rtts.iter().zip(&clean.hops) {
+        clean.hops.iter().zip(&reference).map(|(h, (_, avg, _))| (h.rtt_avg_ms.expect("avg"), *avg)).collect();
+    eprintln!("avg RTT per hop (ours, mtr) ms: {rtts:.4?}; mtr: {reference:?}");
+    for (((ours, avg), hop), (_, _, their_sd)) in rtts.iter().zip(&clean.hops).zip(&reference) {
         // KNOWN DEVIATION (open item, docs/agent.md "MTR: TTL 1 RTT"):
         // the first probe of a round reads ~0.1 ms high on these 0.07 ms
         // links (cause not confirmed); TTL 1 gets 0.2 ms, the other hops
-        // the max(20 %, 0.1 ms).
+        // the max(20 %, 0.1 ms). Both averages are of 20 samples:
+        // one slow reply (a busy core) moves an average by 1/20 of its
+        // delay, so the bound is also never below 4 standard errors of the
+        // difference of the two averages (seen: mtr 0.163 ms against
+        // 0.09 at the hops around it, while ours read 0.057).
         let floor = if hop.ttl.0 == 1 { 0.2 } else { 0.1 };
-        let tolerance = (avg * 0.2).max(floor);
+        let our_sd = hop.rtt_stddev_ms.expect("stddev");
+        let four_se = 4.0 * ((our_sd.powi(2) + their_sd.powi(2)) / 20.0).sqrt();
+        let tolerance = (avg * 0.2).max(floor).max(four_se);
         assert!(
             (ours - avg).abs() <= tolerance,
             "ttl {:?}: avg {ours:.4} ms vs mtr {avg:.4} ms; all {rtts:.4?}",
