@@ -65,7 +65,7 @@ use crate::batch::{Batch, Source};
 use crate::config::IngestSettings;
 use crate::consumer::IngestContext;
 use crate::dlq::{Cancelled, Dlq};
-use crate::points::render_message;
+use crate::points::{render_payload, RenderError};
 use crate::telemetry;
 use crate::writer::Writer;
 
@@ -368,8 +368,9 @@ impl Pipeline {
         self.resolve(failed, cancel).await
     }
 
-    /// Decodes `m` (borrowed from librdkafka: no copy but the one into the
-    /// batch) and renders its points straight into the batch. When it
+    /// Renders `m`'s points (borrowed from librdkafka: no copy but the one
+    /// into the batch) straight into the batch with
+    /// [`crate::points::render_payload`]. When it
     /// cannot be written, returns a copy of it with the error class and
     /// reason, for [`Pipeline::resolve`].
     fn take<M: rdkafka::Message>(&mut self, m: &M) -> Option<Failed> {
@@ -380,16 +381,13 @@ impl Pipeline {
             return None;
         };
         let source_again = source.clone();
-        let (class, reason) = match netprobe_wire::decode(payload) {
-            Err(e) => (e.class(), e.to_string()),
-            Ok(msg) => {
-                let kafka_ts_ms = m.timestamp().to_millis();
-                match self.batch.try_push(source, kafka_ts_ms, m.key(), payload, |out| render_message(&msg, out)) {
-                    Ok(()) => return None,
-                    Err(e) => ("invalid_point", e.to_string()),
-                }
-            }
-        };
+        let kafka_ts_ms = m.timestamp().to_millis();
+        let (class, reason) =
+            match self.batch.try_push(source, kafka_ts_ms, m.key(), payload, |out| render_payload(payload, out)) {
+                Ok(()) => return None,
+                Err(RenderError::Decode(e)) => (e.class(), e.to_string()),
+                Err(e @ RenderError::Point(_)) => ("invalid_point", e.to_string()),
+            };
         Some(Failed { source: source_again, message: to_owned(m), class, reason })
     }
 

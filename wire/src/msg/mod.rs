@@ -19,7 +19,7 @@ mod http;
 mod icmp;
 mod mtr;
 mod registry;
-mod scan;
+pub mod scan;
 
 use std::fmt;
 

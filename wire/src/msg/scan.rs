@@ -18,6 +18,11 @@
 //! `None` (or its `#[serde(default)]`). So a message this path reads
 //! decodes exactly as the checked path reads it; the tests in
 //! `super::tests` and `tests/roundtrip.rs` hold it to that.
+//!
+//! [`Scan`], the cursor, is public for readers that go from the same JSON
+//! straight to another form (ingest's line protocol transcoder): reading
+//! a value with it accepts exactly what [`super::decode`] accepts for a
+//! field of that type, and gives the same value.
 
 use std::net::IpAddr;
 
@@ -28,7 +33,7 @@ use crate::{ErrorClass, ProbeError, ProbeId, Timestamp, Ttl};
 
 /// Reads one message, or `None` when this path does not take it.
 pub(super) fn decode(text: &str) -> Option<Message> {
-    let mut p = Scan { text, b: text.as_bytes(), i: 0 };
+    let mut p = Scan::new(text);
     p.ws();
     p.eat(b'{')?;
     let mut first = true;
@@ -81,17 +86,25 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     Some(())
 }
 
-/// The cursor over the JSON text. Every method returns `None` on anything
-/// it does not take, leaving the cursor wherever it stopped.
-struct Scan<'a> {
+/// The cursor over the JSON text of one message. Every method returns
+/// `None` on anything it does not take (the message is then the serde
+/// paths' to read or refuse), leaving the cursor wherever it stopped.
+#[derive(Debug)]
+pub struct Scan<'a> {
     text: &'a str,
     b: &'a [u8],
     i: usize,
 }
 
 impl<'a> Scan<'a> {
+    /// A cursor at the start of `text`.
+    pub fn new(text: &'a str) -> Self {
+        Scan { text, b: text.as_bytes(), i: 0 }
+    }
+
+    /// Skips JSON whitespace.
     #[inline]
-    fn ws(&mut self) {
+    pub fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
@@ -102,8 +115,9 @@ impl<'a> Scan<'a> {
         self.b.get(self.i).copied()
     }
 
+    /// Steps over the byte `c`.
     #[inline]
-    fn eat(&mut self, c: u8) -> Option<()> {
+    pub fn eat(&mut self, c: u8) -> Option<()> {
         if self.peek()? == c {
             self.i += 1;
             Some(())
@@ -151,9 +165,65 @@ impl<'a> Scan<'a> {
         Some(Some(key))
     }
 
+    /// Where the cursor is, a byte offset into the text.
+    pub fn pos(&self) -> usize {
+        self.i
+    }
+
+    /// The text from byte offset `start` (an earlier [`Scan::pos`]) to the cursor.
+    pub fn since(&self, start: usize) -> Option<&'a str> {
+        self.text.get(start..self.i)
+    }
+
+    /// Whether only whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.ws();
+        self.i == self.b.len()
+    }
+
+    /// The next key of an object, which must be `name`, with the cursor
+    /// left on its value: after the object's `{` when `first`, else after
+    /// the previous value (then a `,` comes first). An escaped key is not
+    /// `name` (keys are plain ASCII).
+    #[inline]
+    pub fn key(&mut self, name: &str, first: bool) -> Option<()> {
+        self.ws();
+        if !first {
+            self.eat(b',')?;
+            self.ws();
+        }
+        let n = name.len();
+        let quoted = self.b.get(self.i..self.i + n + 2)?;
+        if quoted[0] != b'"' || &quoted[1..=n] != name.as_bytes() || quoted[n + 1] != b'"' {
+            return None;
+        }
+        self.i += n + 2;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(())
+    }
+
+    /// [`Scan::key`] for a key that may be absent: `false`, with the
+    /// cursor where it was, when the next key is not `name`.
+    pub fn key_if(&mut self, name: &str, first: bool) -> bool {
+        let at = self.i;
+        let found = self.key(name, first).is_some();
+        if !found {
+            self.i = at;
+        }
+        found
+    }
+
+    /// After the last value of an object: its `}`.
+    pub fn end_object(&mut self) -> Option<()> {
+        self.ws();
+        self.eat(b'}')
+    }
+
     /// A string without escapes or control characters, borrowed.
     #[inline]
-    fn str(&mut self) -> Option<&'a str> {
+    pub fn str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
         let end = string_end(self.b, start)?;
@@ -169,7 +239,7 @@ impl<'a> Scan<'a> {
 
     /// `null` -> `Some(None)`, else `value`.
     #[inline]
-    fn nullable<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+    pub fn nullable<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.word(b"null") {
             Some(None)
         } else {
@@ -177,7 +247,8 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn bool(&mut self) -> Option<bool> {
+    /// `true` or `false`.
+    pub fn bool(&mut self) -> Option<bool> {
         if self.word(b"true") {
             Some(true)
         } else if self.word(b"false") {
@@ -191,7 +262,7 @@ impl<'a> Scan<'a> {
     /// no fraction or exponent), as serde_json reads it into an unsigned
     /// field.
     #[inline]
-    fn u64(&mut self) -> Option<u64> {
+    pub fn u64(&mut self) -> Option<u64> {
         let start = self.i;
         let mut n: u64 = 0;
         while let Some(d @ b'0'..=b'9') = self.peek() {
@@ -205,7 +276,8 @@ impl<'a> Scan<'a> {
         Some(n)
     }
 
-    fn u32(&mut self) -> Option<u32> {
+    /// [`Scan::u64`] in `u32`'s range.
+    pub fn u32(&mut self) -> Option<u32> {
         self.u64().and_then(|n| u32::try_from(n).ok())
     }
 
@@ -218,7 +290,7 @@ impl<'a> Scan<'a> {
     /// binary, so the one IEEE division is the correctly rounded value
     /// (Clinger's fast path). Everything else goes through `str::parse`.
     #[inline]
-    fn f64(&mut self) -> Option<f64> {
+    pub fn f64(&mut self) -> Option<f64> {
         const POW10: [f64; 23] = [
             1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
             1e19, 1e20, 1e21, 1e22,
@@ -265,6 +337,14 @@ impl<'a> Scan<'a> {
         v.is_finite().then_some(v)
     }
 
+    /// [`Scan::f64`] with the number's text as written.
+    #[inline]
+    pub fn f64_text(&mut self) -> Option<(f64, &'a str)> {
+        let start = self.i;
+        let v = self.f64()?;
+        Some((v, self.since(start)?))
+    }
+
     fn digits(&mut self) {
         while let Some(b'0'..=b'9') = self.peek() {
             self.i += 1;
@@ -278,18 +358,18 @@ impl<'a> Scan<'a> {
     }
 
     /// As [`Timestamp`]'s `Deserialize`.
-    fn timestamp(&mut self) -> Option<Timestamp> {
+    pub fn timestamp(&mut self) -> Option<Timestamp> {
         let s = self.str()?;
         utc_timestamp(s).or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| Timestamp(t.with_timezone(&Utc))))
     }
 
     /// As `IpAddr`'s `Deserialize` (human-readable: `FromStr`).
-    fn ip(&mut self) -> Option<IpAddr> {
+    pub fn ip(&mut self) -> Option<IpAddr> {
         self.str()?.parse().ok()
     }
 
     /// `[item, ...]`.
-    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+    pub fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.eat(b'[')?;
         self.ws();
         let mut out = Vec::new();
@@ -315,7 +395,7 @@ impl<'a> Scan<'a> {
     }
 
     /// An `error` value: `null` or `{"class": ..., "message": ...}`.
-    fn error(&mut self) -> Option<Option<ProbeError>> {
+    pub fn error(&mut self) -> Option<Option<ProbeError>> {
         self.nullable(|p| {
             p.eat(b'{')?;
             let mut first = true;
@@ -707,7 +787,7 @@ mod tests {
     }
 
     fn scan_f64(text: &str) -> Option<f64> {
-        let mut p = Scan { text, b: text.as_bytes(), i: 0 };
+        let mut p = Scan::new(text);
         p.f64().filter(|_| p.i == text.len())
     }
 

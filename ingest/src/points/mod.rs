@@ -21,6 +21,12 @@
 //! tag value, a tag value ending in `\` (the scanner would read the next
 //! separator as escaped), an empty `probe_id`, a non-finite float, an
 //! integer beyond i64 or a timestamp beyond i64 ns.
+//!
+//! Three forms write the same bytes: [`points`] then [`render`] (the
+//! reference, with every check), [`render_message`] (from a decoded
+//! message, no `Point`s), and [`transcode`] (from the JSON text, no
+//! message); the ingest loop calls [`render_payload`], which takes the
+//! last and falls back to the second.
 
 use std::borrow::Cow;
 use std::fmt::Display;
@@ -29,6 +35,10 @@ use std::net::IpAddr;
 
 use netprobe_wire::msg::{Bgp, Dns, Health, Http, Icmp, Mtr, Registry};
 use netprobe_wire::{Body, Message, ProbeError, Timestamp};
+
+mod transcode;
+
+pub use transcode::transcode;
 
 /// Why a message cannot become points. The message goes to the DLQ.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +129,32 @@ pub fn points(msg: &Message) -> Result<Vec<Point<'_>>, PointError> {
         }
     }
     Ok(collect.points)
+}
+
+/// Why a payload cannot become line protocol; either way the message goes
+/// to the DLQ with this reason.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Not a wire message (the error names the field and what is wrong).
+    #[error(transparent)]
+    Decode(#[from] netprobe_wire::Error),
+    /// A wire message whose points line protocol cannot carry.
+    #[error(transparent)]
+    Point(#[from] PointError),
+}
+
+/// Appends the line protocol of the wire message in `payload` (JSON, see
+/// DESIGN.md) to `out` and returns how many lines it wrote: the bytes of
+/// [`render_message`] of the decoded message. Messages as agents write
+/// them go straight from JSON to line protocol (`transcode`, no message
+/// built); the rest are decoded with `netprobe_wire::decode` and rendered.
+/// On error `out` is left as it was.
+pub fn render_payload(payload: &[u8], out: &mut Vec<u8>) -> Result<usize, RenderError> {
+    if let Some(lines) = std::str::from_utf8(payload).ok().and_then(|text| transcode::transcode(text, out)) {
+        return Ok(lines);
+    }
+    let msg = netprobe_wire::decode(payload)?;
+    Ok(render_message(&msg, out)?)
 }
 
 /// Appends the line protocol of `msg`'s points to `out` and returns how
