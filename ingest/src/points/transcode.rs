@@ -1,11 +1,11 @@
 //! JSON wire message -> line protocol in one pass, without a [`Message`]:
 //! the first of [`super::render_payload`]'s paths ([`transcode`]).
 //!
-//! It takes what agents write of the five kinds that are 94 % of the
-//! traffic (icmp, dns, http, mtr, health): the keys in the order the
-//! agent's serde derive writes them, read with the wire crate's own
-//! [`Scan`], so a value it accepts is one `netprobe_wire::decode` accepts
-//! and reads the same. Everything else (another key order, a missing or
+//! It takes what agents write of five kinds (icmp, dns, http, mtr and
+//! health: 94 % of `scripts/bench`'s mix, bgp and registry being rare):
+//! the keys in the order the agent's serde derive writes them, read with
+//! the wire crate's own [`Scan`], so a value it accepts is one
+//! `netprobe_wire::decode` accepts and reads the same. Everything else (another key order, a missing or
 //! extra key, escapes, bgp and registry, a value line protocol cannot
 //! carry) is declined: `None`, nothing written, and the caller decodes and
 //! renders as before, which also names the error. What this path saves is
