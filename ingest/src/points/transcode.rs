@@ -83,6 +83,11 @@ fn field<'a, T>(p: &mut Scan<'a>, name: &str, value: impl FnOnce(&mut Scan<'a>) 
     value(p)
 }
 
+/// The next key, `name`, and its float value or `null`.
+fn nullable_num<'a>(p: &mut Scan<'a>, name: &str) -> Option<Option<Num<'a>>> {
+    field(p, name, |p| p.nullable(Scan::f64_text))
+}
+
 /// The envelope's tags, which begin every point.
 #[derive(Clone, Copy)]
 struct Head<'a> {
@@ -156,12 +161,12 @@ fn icmp<'a>(p: &mut Scan<'a>, w: &mut Direct<'_>, head: Head<'a>) -> Option<()> 
     let sent = field(p, "sent", Scan::u32)?;
     let received = field(p, "received", Scan::u32)?;
     let loss_pct = field(p, "loss_pct", Scan::f64_text)?;
-    let rtt_min_ms = field(p, "rtt_min_ms", |p| p.nullable(Scan::f64_text))?;
-    let rtt_avg_ms = field(p, "rtt_avg_ms", |p| p.nullable(Scan::f64_text))?;
-    let rtt_median_ms = field(p, "rtt_median_ms", |p| p.nullable(Scan::f64_text))?;
-    let rtt_max_ms = field(p, "rtt_max_ms", |p| p.nullable(Scan::f64_text))?;
-    let rtt_stddev_ms = field(p, "rtt_stddev_ms", |p| p.nullable(Scan::f64_text))?;
-    let jitter_ms = field(p, "jitter_ms", |p| p.nullable(Scan::f64_text))?;
+    let rtt_min_ms = nullable_num(p, "rtt_min_ms")?;
+    let rtt_avg_ms = nullable_num(p, "rtt_avg_ms")?;
+    let rtt_median_ms = nullable_num(p, "rtt_median_ms")?;
+    let rtt_max_ms = nullable_num(p, "rtt_max_ms")?;
+    let rtt_stddev_ms = nullable_num(p, "rtt_stddev_ms")?;
+    let jitter_ms = nullable_num(p, "jitter_ms")?;
     let error = field(p, "error", Scan::error)?;
     head.begin(w, "icmp");
     w.tag("target", target);
@@ -184,7 +189,7 @@ fn dns<'a>(p: &mut Scan<'a>, w: &mut Direct<'_>, head: Head<'a>) -> Option<()> {
     let query_name = field(p, "query_name", Scan::str)?;
     let record_type = field(p, "record_type", Scan::str)?;
     let rcode = field(p, "rcode", |p| p.nullable(Scan::str))?;
-    let latency_ms = field(p, "latency_ms", |p| p.nullable(Scan::f64_text))?;
+    let latency_ms = nullable_num(p, "latency_ms")?;
     let answers = field(p, "answers", answers)?;
     let answer_count = field(p, "answer_count", Scan::u32)?;
     let error = field(p, "error", Scan::error)?;
@@ -223,11 +228,11 @@ fn http<'a>(p: &mut Scan<'a>, w: &mut Direct<'_>, head: Head<'a>) -> Option<()> 
     let method = field(p, "method", Scan::str)?;
     let status_code = field(p, "status_code", |p| p.nullable(|p| p.u64().and_then(|n| u16::try_from(n).ok())))?;
     let success = field(p, "success", Scan::bool)?;
-    let dns_ms = field(p, "dns_ms", |p| p.nullable(Scan::f64_text))?;
-    let connect_ms = field(p, "connect_ms", |p| p.nullable(Scan::f64_text))?;
-    let tls_ms = field(p, "tls_ms", |p| p.nullable(Scan::f64_text))?;
-    let ttfb_ms = field(p, "ttfb_ms", |p| p.nullable(Scan::f64_text))?;
-    let total_ms = field(p, "total_ms", |p| p.nullable(Scan::f64_text))?;
+    let dns_ms = nullable_num(p, "dns_ms")?;
+    let connect_ms = nullable_num(p, "connect_ms")?;
+    let tls_ms = nullable_num(p, "tls_ms")?;
+    let ttfb_ms = nullable_num(p, "ttfb_ms")?;
+    let total_ms = nullable_num(p, "total_ms")?;
     let response_bytes = field(p, "response_bytes", |p| p.nullable(Scan::u64))?;
     let http_version = field(p, "http_version", |p| p.nullable(Scan::str))?;
     let tls_version = field(p, "tls_version", |p| p.nullable(Scan::str))?;
@@ -303,11 +308,11 @@ fn hop<'a>(p: &mut Scan<'a>, w: &mut Direct<'_>, head: Head<'a>, target: &'a str
     let sent = field(p, "sent", Scan::u32)?;
     let received = field(p, "received", Scan::u32)?;
     let loss_pct = field(p, "loss_pct", Scan::f64_text)?;
-    let rtt_last_ms = field(p, "rtt_last_ms", |p| p.nullable(Scan::f64_text))?;
-    let rtt_avg_ms = field(p, "rtt_avg_ms", |p| p.nullable(Scan::f64_text))?;
-    let rtt_best_ms = field(p, "rtt_best_ms", |p| p.nullable(Scan::f64_text))?;
-    let rtt_worst_ms = field(p, "rtt_worst_ms", |p| p.nullable(Scan::f64_text))?;
-    let rtt_stddev_ms = field(p, "rtt_stddev_ms", |p| p.nullable(Scan::f64_text))?;
+    let rtt_last_ms = nullable_num(p, "rtt_last_ms")?;
+    let rtt_avg_ms = nullable_num(p, "rtt_avg_ms")?;
+    let rtt_best_ms = nullable_num(p, "rtt_best_ms")?;
+    let rtt_worst_ms = nullable_num(p, "rtt_worst_ms")?;
+    let rtt_stddev_ms = nullable_num(p, "rtt_stddev_ms")?;
     p.end_object()?;
     head.begin(w, "mtr_hop");
     w.tag("target", target);
