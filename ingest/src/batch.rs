@@ -27,12 +27,9 @@ impl std::fmt::Display for Source {
 /// One consumed message in a batch.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// Where it came from.
+    /// Where it came from (the DLQ reads its key and payload back from
+    /// there, [`crate::refetch`]).
     pub source: Source,
-    /// Its Kafka key in the batch's message buffer ([`Batch::key_of`]).
-    key: Option<Range<usize>>,
-    /// Its original payload there ([`Batch::payload_of`]), for the DLQ.
-    payload: Range<usize>,
     /// Its line protocol in [`Batch::lines`]; empty for a message already
     /// resolved (sent to the DLQ on decode).
     pub range: Range<usize>,
@@ -43,13 +40,12 @@ pub struct Entry {
     pub kafka_ts_ms: Option<i64>,
 }
 
-/// Line protocol waiting to be written, and the messages it came from.
-/// Keys and payloads share one buffer, like the lines: a batch is a handful
-/// of allocations, not one per message.
+/// Line protocol waiting to be written, and where each message came from
+/// (not its payload: [`crate::refetch`]). Lines share one buffer: a batch is
+/// two allocations, not one per message.
 #[derive(Debug, Default)]
 pub struct Batch {
     lines: Vec<u8>,
-    messages: Vec<u8>,
     entries: Vec<Entry>,
     line_count: usize,
     opened: Option<Instant>,
@@ -63,12 +59,10 @@ impl Batch {
         &mut self,
         source: Source,
         kafka_ts_ms: Option<i64>,
-        key: Option<&[u8]>,
-        payload: &[u8],
         line_count: usize,
         render: impl FnOnce(&mut Vec<u8>),
     ) {
-        let rendered: Result<(), std::convert::Infallible> = self.try_push(source, kafka_ts_ms, key, payload, |out| {
+        let rendered: Result<(), std::convert::Infallible> = self.try_push(source, kafka_ts_ms, |out| {
             render(out);
             Ok(line_count)
         });
@@ -82,17 +76,13 @@ impl Batch {
         &mut self,
         source: Source,
         kafka_ts_ms: Option<i64>,
-        key: Option<&[u8]>,
-        payload: &[u8],
         render: impl FnOnce(&mut Vec<u8>) -> Result<usize, E>,
     ) -> Result<(), E> {
         let start = self.lines.len();
         let line_count = render(&mut self.lines)?;
         self.opened.get_or_insert_with(Instant::now);
         self.line_count += line_count;
-        let key = key.map(|k| self.keep(k));
-        let payload = self.keep(payload);
-        self.entries.push(Entry { source, key, payload, range: start..self.lines.len(), line_count, kafka_ts_ms });
+        self.entries.push(Entry { source, range: start..self.lines.len(), line_count, kafka_ts_ms });
         Ok(())
     }
 
@@ -101,24 +91,7 @@ impl Batch {
     pub fn push_resolved(&mut self, source: Source) {
         self.opened.get_or_insert_with(Instant::now);
         let at = self.lines.len();
-        self.entries.push(Entry { source, key: None, payload: 0..0, range: at..at, line_count: 0, kafka_ts_ms: None });
-    }
-
-    /// Appends `bytes` to the message buffer; returns where they are.
-    fn keep(&mut self, bytes: &[u8]) -> Range<usize> {
-        let start = self.messages.len();
-        self.messages.extend_from_slice(bytes);
-        start..self.messages.len()
-    }
-
-    /// The Kafka key of `entry` (an entry of this batch).
-    pub fn key_of(&self, entry: &Entry) -> Option<&[u8]> {
-        entry.key.clone().map(|k| &self.messages[k])
-    }
-
-    /// The original payload of `entry`; empty for a resolved message.
-    pub fn payload_of(&self, entry: &Entry) -> &[u8] {
-        &self.messages[entry.payload.clone()]
+        self.entries.push(Entry { source, range: at..at, line_count: 0, kafka_ts_ms: None });
     }
 
     /// Whether the batch reached `max_lines` or `max_bytes`.
@@ -172,7 +145,6 @@ impl Batch {
     /// Empties the batch, keeping its buffers' capacity.
     pub fn clear(&mut self) {
         self.lines.clear();
-        self.messages.clear();
         self.entries.clear();
         self.line_count = 0;
         self.opened = None;
@@ -190,10 +162,10 @@ mod tests {
     #[test]
     fn next_offsets_are_one_past_the_highest_per_partition() {
         let mut b = Batch::default();
-        b.push(src("icmp.metrics", 0, 7), None, Some(b"k7"), b"{7}", 1, |out| out.extend_from_slice(b"a v=1 1\n"));
-        b.push(src("icmp.metrics", 0, 8), None, None, b"{}", 1, |out| out.extend_from_slice(b"a v=2 2\n"));
+        b.push(src("icmp.metrics", 0, 7), None, 1, |out| out.extend_from_slice(b"a v=1 1\n"));
+        b.push(src("icmp.metrics", 0, 8), None, 1, |out| out.extend_from_slice(b"a v=2 2\n"));
         b.push_resolved(src("icmp.metrics", 0, 9));
-        b.push(src("dns.metrics", 3, 41), None, None, b"{}", 1, |out| out.extend_from_slice(b"d v=1 1\n"));
+        b.push(src("dns.metrics", 3, 41), None, 1, |out| out.extend_from_slice(b"d v=1 1\n"));
         let next = b.next_offsets();
         assert_eq!(next.get(&("icmp.metrics".into(), 0)), Some(&10));
         assert_eq!(next.get(&("dns.metrics".into(), 3)), Some(&42));
@@ -202,15 +174,13 @@ mod tests {
         assert_eq!(b.lines_of(0..4), b"a v=1 1\na v=2 2\nd v=1 1\n");
         assert_eq!(b.lines_of(2..3), b"", "resolved messages have no lines");
         assert_eq!(b.lines_of(1..1), b"");
-        assert_eq!((b.key_of(&b.entries()[0]), b.payload_of(&b.entries()[0])), (Some(&b"k7"[..]), &b"{7}"[..]));
-        assert_eq!((b.key_of(&b.entries()[1]), b.payload_of(&b.entries()[1])), (None, &b"{}"[..]));
     }
 
     #[test]
     fn full_by_lines_or_bytes_and_deadline_from_first_push() {
         let mut b = Batch::default();
         assert_eq!(b.deadline(Duration::from_secs(1)), None);
-        b.push(src("t", 0, 0), None, None, b"", 2, |out| out.extend_from_slice(b"0123456789"));
+        b.push(src("t", 0, 0), None, 2, |out| out.extend_from_slice(b"0123456789"));
         assert!(b.deadline(Duration::from_secs(1)).is_some());
         assert!(b.is_full(2, 1000) && b.is_full(100, 10) && !b.is_full(3, 11));
         b.clear();

@@ -3,7 +3,8 @@
 //! Stages, one module each: [`consumer`] (group membership, lag),
 //! [`points`] (wire message -> line protocol), [`batch`], [`sink`] (HTTP
 //! write) with [`retry`] (what a response means) and [`writer`] (one batch
-//! until done), [`dlq`] (what can never be written) and [`pipeline`] (the
+//! until done), [`dlq`] (what can never be written) with [`refetch`] (a
+//! refused message read back by position) and [`pipeline`] (the
 //! loop and its delivery invariants).
 #![deny(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod dlq;
 mod error;
 pub mod pipeline;
 pub mod points;
+pub mod refetch;
 pub mod retry;
 pub mod sink;
 pub mod telemetry;
@@ -47,12 +49,13 @@ pub async fn run(
         config.dlq_topic(),
         config.ingest.group_id.clone(),
     ));
+    let refetch = std::sync::Arc::new(refetch::Refetch::new(config.kafka.client_config()?, &config.ingest.group_id));
     let consumer = consumer::subscribe(&config)?;
     tracing::info!(group = %config.ingest.group_id, influx = %config.influx.url, bucket = %config.influx.bucket, "ingest running");
     on_ready();
     let backoff = retry::Backoff::new(config.ingest.retry_initial_backoff, config.ingest.retry_max_backoff);
     let writers = (0..config.ingest.writes_in_flight)
-        .map(|_| writer::Writer::new(sink.clone(), dlq.clone(), backoff.clone()))
+        .map(|_| writer::Writer::new(sink.clone(), dlq.clone(), refetch.clone(), backoff.clone()))
         .collect();
     pipeline::Pipeline::new(consumer, writers, dlq, config.ingest, on_tick).run(cancel).await;
     Ok(())

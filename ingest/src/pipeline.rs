@@ -368,9 +368,9 @@ impl Pipeline {
         self.resolve(failed, cancel).await
     }
 
-    /// Renders `m`'s points (borrowed from librdkafka: no copy but the one
-    /// into the batch) straight into the batch with
-    /// [`crate::points::render_payload`]. When it
+    /// Renders `m`'s points (borrowed from librdkafka, never copied: the
+    /// batch keeps its position, [`crate::refetch`]) straight into the batch
+    /// with [`crate::points::render_payload`]. When it
     /// cannot be written, returns a copy of it with the error class and
     /// reason, for [`Pipeline::resolve`].
     fn take<M: rdkafka::Message>(&mut self, m: &M) -> Option<Failed> {
@@ -382,12 +382,11 @@ impl Pipeline {
         };
         let source_again = source.clone();
         let kafka_ts_ms = m.timestamp().to_millis();
-        let (class, reason) =
-            match self.batch.try_push(source, kafka_ts_ms, m.key(), payload, |out| render_payload(payload, out)) {
-                Ok(()) => return None,
-                Err(RenderError::Decode(e)) => (e.class(), e.to_string()),
-                Err(e @ RenderError::Point(_)) => ("invalid_point", e.to_string()),
-            };
+        let (class, reason) = match self.batch.try_push(source, kafka_ts_ms, |out| render_payload(payload, out)) {
+            Ok(()) => return None,
+            Err(RenderError::Decode(e)) => (e.class(), e.to_string()),
+            Err(e @ RenderError::Point(_)) => ("invalid_point", e.to_string()),
+        };
         Some(Failed { source: source_again, message: to_owned(m), class, reason })
     }
 

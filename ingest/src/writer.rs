@@ -2,6 +2,8 @@
 //! InfluxDB cannot take it, bisected when it refuses part of it (the refused
 //! messages go to the DLQ). The pipeline runs one [`Writer::write`] at a time
 //! in its own task, so the next batch is consumed and rendered meanwhile.
+//! A refused message's key and payload are read back from Kafka for the
+//! DLQ ([`Refetch`]): batches keep only line protocol and positions.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,23 +12,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::Batch;
 use crate::dlq::{Cancelled, Dlq};
+use crate::refetch::{Refetch, Refetched};
 use crate::retry::{Action, Backoff};
 use crate::sink::InfluxSink;
 use crate::telemetry;
 
-/// The write side of the pipeline: sink, DLQ for refused messages, backoff
-/// state carried from one batch to the next.
+/// The write side of the pipeline: sink, DLQ for refused messages (read
+/// back through `refetch`), backoff state carried from one batch to the next.
 #[derive(Debug)]
 pub struct Writer {
     sink: InfluxSink,
     dlq: Arc<Dlq>,
+    refetch: Arc<Refetch>,
     backoff: Backoff,
 }
 
 impl Writer {
     /// A writer posting through `sink`.
-    pub fn new(sink: InfluxSink, dlq: Arc<Dlq>, backoff: Backoff) -> Self {
-        Writer { sink, dlq, backoff }
+    pub fn new(sink: InfluxSink, dlq: Arc<Dlq>, refetch: Arc<Refetch>, backoff: Backoff) -> Self {
+        Writer { sink, dlq, refetch, backoff }
     }
 
     /// Writes every line of `batch`, or sends the messages InfluxDB refuses
@@ -66,11 +70,17 @@ impl Writer {
                     }
                     Action::Split if range.len() == 1 => {
                         let e = &entries[range.start];
-                        let reason =
+                        let mut reason =
                             format!("InfluxDB answered {}: {}", outcome.status.unwrap_or(0), outcome.message.trim());
-                        self.dlq
-                            .send(&e.source, batch.key_of(e), batch.payload_of(e), "influx_rejected", &reason, cancel)
-                            .await?;
+                        let (key, payload) = match self.refetch.message(&e.source, cancel).await? {
+                            Refetched::Found { key, payload } => (key, payload),
+                            Refetched::Gone(why) => {
+                                tracing::warn!(source = %e.source, why, "refused message no longer in Kafka; DLQ record without payload");
+                                reason = format!("{reason} (payload no longer in Kafka: {why})");
+                                (None, Vec::new())
+                            }
+                        };
+                        self.dlq.send(&e.source, key.as_deref(), &payload, "influx_rejected", &reason, cancel).await?;
                         break;
                     }
                     Action::Split => {

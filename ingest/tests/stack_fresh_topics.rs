@@ -9,52 +9,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::stack::{env, kafka, unique};
+use common::stack::{kafka, stack, unique, DeleteTopics};
 use netprobe_wire::Topic;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 6;
-
-/// The shared stack's state directory: `NETPROBE_STACK_DIR` from
-/// `scripts/stack env`, else the directory holding `pki/ca.pem`.
-fn stack_dir() -> PathBuf {
-    match std::env::var("NETPROBE_STACK_DIR") {
-        Ok(d) => d.into(),
-        Err(_) => {
-            let ca = PathBuf::from(env("NETPROBE_KAFKA_CA"));
-            ca.parent().and_then(|p| p.parent()).expect("NETPROBE_KAFKA_CA is STATE/pki/ca.pem").to_owned()
-        }
-    }
-}
-
-/// Runs `scripts/stack ARGS` against the shared stack; (success, stderr).
-fn stack(args: &[&str]) -> (bool, String) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack");
-    let out = Command::new(&script)
-        .args(args)
-        .env("NETPROBE_STACK_DIR", stack_dir())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// Deletes the test's topics and their ACLs, also when the test fails.
-struct DeleteTopics(String);
-
-impl Drop for DeleteTopics {
-    fn drop(&mut self) {
-        let (ok, stderr) = stack(&["topics", &self.0, "--delete"]);
-        if !ok {
-            eprintln!("cleanup: scripts/stack topics {} --delete failed:\n{stderr}", self.0);
-        }
-    }
-}
 
 fn producer(principal: &str) -> FutureProducer {
     kafka(principal)

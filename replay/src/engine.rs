@@ -473,7 +473,7 @@ impl Replay {
         }
         let ts = msg.timestamp.0;
         self.batch.min_ts = Some(self.batch.min_ts.map_or(ts, |t| t.min(ts)));
-        self.batch.batch.push(source, None, None, &[], pts.len(), |out| render(&pts, out));
+        self.batch.batch.push(source, None, pts.len(), |out| render(&pts, out));
     }
 
     /// Sleeps as long as `--max-rate` asks.

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netprobe_ingest::config::{Config, InfluxSettings, IngestSettings};
@@ -313,4 +314,39 @@ pub fn read_dlq(from: &TopicPartitionList) -> Vec<DlqRecord> {
         }
     }
     out
+}
+
+/// The shared stack's state directory: `NETPROBE_STACK_DIR` from
+/// `scripts/stack env`, else the directory holding `pki/ca.pem`.
+pub fn stack_dir() -> PathBuf {
+    match std::env::var("NETPROBE_STACK_DIR") {
+        Ok(d) => d.into(),
+        Err(_) => {
+            let ca = PathBuf::from(env("NETPROBE_KAFKA_CA"));
+            ca.parent().and_then(|p| p.parent()).expect("NETPROBE_KAFKA_CA is STATE/pki/ca.pem").to_owned()
+        }
+    }
+}
+
+/// Runs `scripts/stack ARGS` against the shared stack; (success, stderr).
+pub fn stack(args: &[&str]) -> (bool, String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack");
+    let out = Command::new(&script)
+        .args(args)
+        .env("NETPROBE_STACK_DIR", stack_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Deletes the test's topics and their ACLs, also when the test fails.
+pub struct DeleteTopics(pub String);
+
+impl Drop for DeleteTopics {
+    fn drop(&mut self) {
+        let (ok, stderr) = stack(&["topics", &self.0, "--delete"]);
+        if !ok {
+            eprintln!("cleanup: scripts/stack topics {} --delete failed:\n{stderr}", self.0);
+        }
+    }
 }
