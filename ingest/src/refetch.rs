@@ -6,9 +6,9 @@
 //! from its partition — its offset is not stored yet, so it is still there
 //! unless retention deleted it in between.
 //!
-//! One group-less consumer, created on the first refusal and kept (a
-//! bisected batch can refuse many messages): each read assigns the one
-//! partition at the offset, polls until that message arrives, and
+//! One consumer that never joins a group, created on the first refusal
+//! and kept (a bisected batch can refuse many messages): each read assigns
+//! the one partition at the offset, polls until that message arrives, and
 //! unassigns, so nothing is prefetched between reads. librdkafka's calls
 //! block, so each attempt runs on the blocking pool; attempts are retried
 //! with backoff until the message comes or `cancel` fires (a down broker
