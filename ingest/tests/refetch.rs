@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::stack::{kafka, stack, unique, DeleteTopics};
+use common::stack::{fresh_topics, kafka, unique};
 use netprobe_ingest::batch::Source;
 use netprobe_ingest::refetch::{Refetch, Refetched};
 use netprobe_wire::Topic;
@@ -24,10 +24,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_message_is_read_back_unchanged_or_reported_gone() {
-    let prefix = format!("{}.", unique("refetch"));
-    let (ok, stderr) = stack(&["topics", &prefix, "--recreate"]);
-    let _cleanup = DeleteTopics(prefix.clone());
-    assert!(ok, "scripts/stack topics {prefix} --recreate failed:\n{stderr}");
+    let (prefix, _cleanup) = fresh_topics("refetch");
     let topic = Topic::Icmp.name(&prefix);
 
     let agent: FutureProducer = kafka("AGENT")

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::stack::{kafka, stack, unique, DeleteTopics};
+use common::stack::{fresh_topics, kafka, unique};
 use netprobe_wire::Topic;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -63,10 +63,7 @@ fn consume(consumer: &BaseConsumer, who: &str, want: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_topics_work_for_every_principal_on_the_first_try() {
-    let prefix = format!("{}.", unique("fresh"));
-    let (ok, stderr) = stack(&["topics", &prefix, "--recreate"]);
-    let _cleanup = DeleteTopics(prefix.clone());
-    assert!(ok, "scripts/stack topics {prefix} --recreate failed:\n{stderr}");
+    let (prefix, _cleanup) = fresh_topics("fresh");
 
     let probe_topics: Vec<String> = Topic::PROBE_TOPICS.iter().map(|t| t.name(&prefix)).collect();
     let dlq = Topic::Dlq.name(&prefix);

@@ -350,3 +350,14 @@ impl Drop for DeleteTopics {
         }
     }
 }
+
+/// Probe topics and ACLs of their own under a fresh prefix (`scripts/stack
+/// topics PREFIX --recreate`, which returns once every principal can use
+/// them); deleted when the guard drops, also when the test fails.
+pub fn fresh_topics(tag: &str) -> (String, DeleteTopics) {
+    let prefix = format!("{}.", unique(tag));
+    let (ok, stderr) = stack(&["topics", &prefix, "--recreate"]);
+    let cleanup = DeleteTopics(prefix.clone());
+    assert!(ok, "scripts/stack topics {prefix} --recreate failed:\n{stderr}");
+    (prefix, cleanup)
+}
