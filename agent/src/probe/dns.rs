@@ -203,7 +203,7 @@ pub async fn run(target: &Target) -> Dns {
                 dns.error = Some(error(ErrorClass::UnexpectedResponse, format!("rcode {rcode}")));
             }
             dns.rcode = Some(rcode);
-            dns.latency_ms = Some(latency.as_secs_f64() * 1000.0);
+            dns.latency_ms = Some(super::ms(latency));
             dns.answers = response.answers.iter().map(|record| presentation(&record.data)).collect();
             dns.answer_count = u32::try_from(dns.answers.len()).unwrap_or(u32::MAX);
         }

@@ -262,7 +262,7 @@ impl Replies {
                 Ok(Ok(Reply::Echo(rx))) => {
                     let rtt = rx.duration_since(w.sent_wall).unwrap_or_else(|_| w.sent_at.elapsed());
                     if rtt <= timeout {
-                        self.rtts_ms.push(rtt.as_secs_f64() * 1e3);
+                        self.rtts_ms.push(super::ms(rtt));
                     }
                 }
                 Ok(Ok(Reply::Unreachable(why))) => self.unreachable = Some(why),

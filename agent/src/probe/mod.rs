@@ -252,3 +252,42 @@ pub(crate) fn abandoned_error(after: Duration) -> netprobe_wire::ProbeError {
         message: format!("run abandoned: not finished within its deadline of {after:?}"),
     }
 }
+
+/// A measured duration in milliseconds, as the wire's `_ms` fields carry
+/// it: the nearest `f64` to the duration's exact nanosecond count / 10^6,
+/// so it prints as that decimal (`47.123` for 47,123,000 ns; at most six
+/// decimals). `as_secs_f64() * 1e3` rounds twice and prints its error
+/// (`0.047123000000000004`): noise in the data, and longer to encode,
+/// store and transcode.
+pub fn ms(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
+}
+
+#[cfg(test)]
+mod ms_tests {
+    use std::time::Duration;
+
+    /// The oracle: the decimal of `ns / 10^6` written with integer
+    /// arithmetic, trailing zeros cut.
+    fn decimal(ns: u64) -> String {
+        let (int, frac) = (ns / 1_000_000, ns % 1_000_000);
+        if frac == 0 {
+            return int.to_string();
+        }
+        format!("{int}.{frac:06}").trim_end_matches('0').to_owned()
+    }
+
+    #[test]
+    fn milliseconds_print_as_the_exact_nanosecond_decimal() {
+        let mut ns: Vec<u64> = vec![0, 1, 999, 1_000, 47_123, 47_123_000, 999_999, 1_000_000, 86_400_000_000_000];
+        // A fixed-seed LCG: every scale from 1 ns to a day.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ns.push((x >> 11) % 10u64.pow((x % 14) as u32 + 1));
+        }
+        for n in ns {
+            assert_eq!(super::ms(Duration::from_nanos(n)).to_string(), decimal(n), "{n} ns");
+        }
+    }
+}

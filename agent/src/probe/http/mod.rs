@@ -26,6 +26,7 @@ use rustls::ClientConfig;
 use serde::Deserialize;
 use url::Url;
 
+use super::ms;
 use errors::err;
 
 /// Default bound of one whole request (all phases and redirects).
@@ -490,8 +491,4 @@ impl fmt::Display for Phase {
             Phase::Body => "reading the body",
         })
     }
-}
-
-pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
