@@ -131,13 +131,14 @@ impl Direct<'_> {
 
 /// What Rust's `Display` writes for the `f64` a JSON number reads as, when
 /// that is a prefix of the number's text: no exponent, at most 9 integer
-/// digits and at most 4 decimals once trailing zeros are cut (`12.500` ->
-/// `12.5`, `3.0` -> `3`, `-0.0` -> `-0`). Such a decimal is below 2^32,
-/// where one ulp is under 10^-6, so no other decimal of at most 4 places
-/// reads as the same `f64`, and one with more places or fewer digits is
-/// further off than that: it is the shortest that reads back, which is
-/// what `Display` writes (the same argument as `fmt_f64`'s). `None` for
-/// everything else, which is formatted from the value.
+/// digits and at most 6 decimals once trailing zeros are cut (`12.500` ->
+/// `12.5`, `3.0` -> `3`, `-0.0` -> `-0`). Such a decimal is below 2^30,
+/// where one ulp is at most 2^-23 (< 1.2 * 10^-7), so every other decimal
+/// of at most 6 places is more than an ulp away and reads as another
+/// `f64`: it is the shortest that reads back, which is what `Display`
+/// writes (the same argument as `fmt_f64`'s). Agents' milliseconds have
+/// at most 6 decimals (whole nanoseconds, `netprobe_agent::probe::ms`).
+/// `None` for everything else, which is formatted from the value.
 fn display_prefix(text: &str) -> Option<&str> {
     let b = text.as_bytes();
     let sign = usize::from(b.first() == Some(&b'-'));
@@ -152,7 +153,7 @@ fn display_prefix(text: &str) -> Option<&str> {
     if end == point + 1 {
         end = point;
     }
-    (end.saturating_sub(point + 1) <= 4).then(|| &text[..end])
+    (end.saturating_sub(point + 1) <= 6).then(|| &text[..end])
 }
 
 fn icmp<'a>(p: &mut Scan<'a>, w: &mut Direct<'_>, head: Head<'a>) -> Option<()> {
@@ -383,6 +384,13 @@ mod tests {
             "123456789.1234",
             "1234567890",
             "999999999.9999",
+            "999999999.999999",
+            "999999999.9999999",
+            "0.000001",
+            "0.0000001",
+            "0.123456",
+            "47.123",
+            "0.047123000000000004",
             "-999999999.9999",
             "4294967295.5",
             "1e3",
