@@ -256,7 +256,8 @@ pub(crate) fn abandoned_error(after: Duration) -> netprobe_wire::ProbeError {
 /// A measured duration in milliseconds, as the wire's `_ms` fields carry
 /// it: the nearest `f64` to the duration's exact nanosecond count / 10^6,
 /// so it prints as that decimal (`47.123` for 47,123,000 ns; at most six
-/// decimals). `as_secs_f64() * 1e3` rounds twice and prints its error
+/// decimals; exact below 10^9 ms, 11.5 days, i.e. for every probe's
+/// duration). `as_secs_f64() * 1e3` rounds twice and prints its error
 /// (`0.047123000000000004`): noise in the data, and longer to encode,
 /// store and transcode.
 pub fn ms(d: Duration) -> f64 {
