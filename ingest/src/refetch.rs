@@ -50,9 +50,13 @@ pub enum Refetched {
 }
 
 /// Reads single messages back by (topic, partition, offset).
-pub struct Refetch {
+pub struct Refetch(Arc<Reader>);
+
+/// What an attempt on the blocking pool needs: the settings, and the
+/// consumer made from them on first use.
+struct Reader {
     config: ClientConfig,
-    consumer: Arc<Mutex<Option<BaseConsumer>>>,
+    consumer: Mutex<Option<BaseConsumer>>,
 }
 
 impl std::fmt::Debug for Refetch {
@@ -75,7 +79,7 @@ impl Refetch {
             .set("auto.offset.reset", "error")
             .set("queued.max.messages.kbytes", "1024")
             .set("fetch.wait.max.ms", "100");
-        Refetch { config, consumer: Arc::new(Mutex::new(None)) }
+        Refetch(Arc::new(Reader { config, consumer: Mutex::new(None) }))
     }
 
     /// The key and payload of the message at `source`, retried with backoff
@@ -86,8 +90,8 @@ impl Refetch {
     pub async fn message(&self, source: &Source, cancel: &CancellationToken) -> Result<Refetched, Cancelled> {
         let mut backoff = Backoff::new(INITIAL_RETRY_BACKOFF, MAX_RETRY_BACKOFF);
         loop {
-            let (config, consumer, at) = (self.config.clone(), self.consumer.clone(), source.clone());
-            let attempt = tokio::task::spawn_blocking(move || read(&config, &consumer, &at));
+            let (reader, at) = (self.0.clone(), source.clone());
+            let attempt = tokio::task::spawn_blocking(move || reader.read(&at));
             let outcome = tokio::select! {
                 joined = attempt => joined.unwrap_or_else(|e| Err(format!("read task failed: {e}"))),
                 _ = cancel.cancelled() => return Err(Cancelled),
@@ -111,28 +115,30 @@ impl Drop for Refetch {
     /// Closing a librdkafka consumer can block while brokers are away: on a
     /// thread of its own, never on a runtime worker.
     fn drop(&mut self) {
-        let consumer = self.consumer.lock().map(|mut c| c.take()).unwrap_or(None);
+        let consumer = self.0.consumer.lock().map(|mut c| c.take()).unwrap_or(None);
         if let Some(consumer) = consumer {
             let _ = std::thread::Builder::new().name("refetch-close".into()).spawn(move || drop(consumer));
         }
     }
 }
 
-/// One attempt: assign, poll for at most [`ATTEMPT_TIMEOUT`], unassign.
-/// `Err` for what a retry can fix.
-fn read(config: &ClientConfig, slot: &Mutex<Option<BaseConsumer>>, at: &Source) -> Result<Refetched, String> {
-    let mut slot = slot.lock().map_err(|_| "refetch consumer poisoned".to_string())?;
-    if slot.is_none() {
-        *slot = Some(config.create().map_err(|e| format!("create consumer: {e}"))?);
+impl Reader {
+    /// One attempt: assign, poll for at most [`ATTEMPT_TIMEOUT`], unassign.
+    /// `Err` for what a retry can fix.
+    fn read(&self, at: &Source) -> Result<Refetched, String> {
+        let mut slot = self.consumer.lock().map_err(|_| "refetch consumer poisoned".to_string())?;
+        let consumer = match &mut *slot {
+            Some(consumer) => consumer,
+            empty => empty.insert(self.config.create().map_err(|e| format!("create consumer: {e}"))?),
+        };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&at.topic, at.partition, Offset::Offset(at.offset))
+            .map_err(|e| format!("partition list: {e}"))?;
+        consumer.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
+        let found = poll_for(consumer, at);
+        let _ = consumer.unassign();
+        found
     }
-    let consumer = slot.as_ref().ok_or("no consumer")?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&at.topic, at.partition, Offset::Offset(at.offset))
-        .map_err(|e| format!("partition list: {e}"))?;
-    consumer.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
-    let found = poll_for(consumer, at);
-    let _ = consumer.unassign();
-    found
 }
 
 fn poll_for(consumer: &BaseConsumer, at: &Source) -> Result<Refetched, String> {
